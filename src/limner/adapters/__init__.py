@@ -1,0 +1,43 @@
+"""Adapter families: one module per model family, imported only inside workers.
+
+This module names the families and the tasks each can serve without importing any of them,
+so the catalog can be checked (and the API can run) without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from limner.adapters.base import Adapter
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    module: str
+    tasks: frozenset[str]
+
+
+FAMILIES: Final = MappingProxyType(
+    {
+        f.name: f
+        for f in (
+            Family(
+                "diffusers-image",
+                "limner.adapters.diffusers_image",
+                frozenset({"text-to-image", "image-to-image", "inpainting"}),
+            ),
+        )
+    }
+)
+
+
+def load_adapter(family: str) -> Adapter:
+    """Import a family's module and make its adapter (worker processes only)."""
+    module = importlib.import_module(FAMILIES[family].module)
+    adapter: Adapter = module.make_adapter()
+    return adapter

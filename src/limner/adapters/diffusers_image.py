@@ -1,0 +1,289 @@
+"""Family ``diffusers-image``: text-to-image, image-to-image and inpainting with diffusers.
+
+One loaded pipeline serves all three tasks (``AutoPipelineFor*.from_pipe`` shares the
+components), so FLUX text-to-image and FLUX inpainting entries cost one copy of the weights.
+
+Steps: 1. load (resolve the source, from_pretrained, place on the device)
+       2. check (inputs this pipeline cannot take)  3. prepare (one row per output image)
+       4. run (in chunks of max_batch_size, with progress and cancel)  5. encode (PNG/WebP/JPEG)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
+    AutoPipelineForText2Image,
+    DiffusionPipeline,
+)
+from diffusers.utils import logging as diffusers_logging
+from PIL import Image
+from transformers.utils import logging as transformers_logging
+
+from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.catalog.entry import CatalogEntry
+from limner.errors import InvalidInput, ModelUnavailable
+from limner.media.images import encode_image, open_image
+
+log = logging.getLogger("limner.adapters.diffusers_image")
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TASK_PIPELINES: dict[str, Any] = {
+    "text-to-image": AutoPipelineForText2Image,
+    "image-to-image": AutoPipelineForImage2Image,
+    "inpainting": AutoPipelineForInpainting,
+}
+
+
+@dataclass
+class Pipelines:
+    base: Any
+    by_task: dict[str, Any] = field(default_factory=dict)
+
+    def for_task(self, task: str) -> Any:
+        if task not in self.by_task:
+            pipe = self.base if task == "text-to-image" and _is_text2image(self.base) else None
+            self.by_task[task] = pipe or TASK_PIPELINES[task].from_pipe(self.base)
+            self.by_task[task].set_progress_bar_config(disable=True)
+        return self.by_task[task]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One output image: which item it belongs to and how to make it."""
+
+    item: int
+    prompt: str
+    negative_prompt: str | None
+    seed: int
+    image: Image.Image | None
+    mask: Image.Image | None
+
+
+class DiffusersImageAdapter:
+    # -- 1. load ---------------------------------------------------------------------------
+
+    def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
+        path, revision = resolve_source(entry, env.models_dir)
+        dtype = resolve_dtype(entry.runtime.dtype, env.device)
+        kwargs: dict[str, Any] = {"dtype": dtype}
+        if entry.variant:
+            kwargs["variant"] = entry.variant
+        try:
+            pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"cannot load {entry.id} from {path}: {exc}") from exc
+        place(pipe, entry, env.device)
+        pipe.set_progress_bar_config(disable=True)
+        return LoadedModel(
+            handle=Pipelines(base=pipe), revision=revision, size_bytes=pipeline_bytes(pipe), device=env.device
+        )
+
+    def unload(self, model: LoadedModel) -> None:
+        pipes: Pipelines = model.handle
+        if hasattr(pipes.base, "remove_all_hooks"):
+            pipes.base.remove_all_hooks()
+        pipes.by_task.clear()
+        model.handle = None
+        if model.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    # -- 2. to 5. run a batch -----------------------------------------------------------------
+
+    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+        pipe = model.handle.for_task(entry.task)
+        accepted = set(inspect.signature(pipe.__call__).parameters)
+        check(entry, items, accepted)
+        rows = prepare(entry.task, items)
+        chunk = max(1, entry.runtime.max_batch_size)
+        chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
+        images: list[Image.Image | None] = []
+        ctx.stage("denoising")
+        for index, part in enumerate(chunks):
+            if all(ctx.is_canceled(items[r.item].job_id) for r in part):
+                images.extend([None] * len(part))
+                continue
+            images.extend(call(pipe, entry, items[part[0].item].input, part, accepted, ctx, index, len(chunks)))
+        ctx.stage("encoding media")
+        outputs = [JobOutput(files={"images": []}) for _ in items]
+        for row, image in zip(rows, images, strict=True):
+            if image is not None and not ctx.is_canceled(items[row.item].job_id):
+                fmt = items[row.item].input.get("output_format", "png")
+                outputs[row.item].files["images"].append(encode_image(image, fmt))
+        return outputs
+
+
+def make_adapter() -> DiffusersImageAdapter:
+    # Progress bars and load chatter go to a worker's stderr for every load; limner reports
+    # progress itself.
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    return DiffusersImageAdapter()
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def resolve_source(entry: CatalogEntry, models_dir: Path) -> tuple[Path, str]:
+    """A local folder for the entry's source, and the revision it holds."""
+    source = entry.source
+    if source.startswith("tiny://"):
+        from limner.tiny import build_tiny
+
+        name = source.removeprefix("tiny://")
+        dest = models_dir / "tiny" / name
+        build_tiny(name, dest)
+        return dest, "tiny-" + folder_digest(dest)
+    if source.startswith("file://"):
+        path = Path(source.removeprefix("file://"))
+        if not (path / "model_index.json").is_file():
+            raise ModelUnavailable(f"{entry.id}: {path} is not a diffusers pipeline folder (no model_index.json)")
+        return path, "local-" + folder_digest(path)
+    repo = source.removeprefix("hf://")
+    try:
+        folder = DiffusionPipeline.download(repo, revision=entry.revision, variant=entry.variant)
+    except Exception as exc:
+        raise ModelUnavailable(
+            f"cannot get {repo} from the Hugging Face hub ({type(exc).__name__}: {str(exc)[:300]}). "
+            f"Download it where the hub is reachable (`hf download {repo}`) and copy the cache, "
+            f"or point the catalog entry's source at a local folder (file:///path)."
+        ) from exc
+    return Path(folder), Path(folder).name
+
+
+def folder_digest(path: Path) -> str:
+    """A short digest of a pipeline folder's configs: changes when the model does."""
+    digest = hashlib.sha256()
+    for config in sorted(path.rglob("*.json")):
+        digest.update(config.relative_to(path).as_posix().encode())
+        digest.update(config.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+    if name == "float16" and device == "cpu":
+        raise ModelUnavailable(
+            "runtime.dtype float16 needs a GPU; this worker runs on the CPU (use float32 or bfloat16 here)"
+        )
+    return DTYPES[name]
+
+
+def place(pipe: Any, entry: CatalogEntry, device: str) -> None:
+    """Move to the device, or set up offloading (which only means something with a GPU)."""
+    runtime = entry.runtime
+    if runtime.offload != "none" and device.startswith("cuda"):
+        if runtime.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        if runtime.offload != "none":
+            log.info("%s: offload=%s has no effect on %s; running in place", entry.id, runtime.offload, device)
+        pipe.to(device)
+    vae = getattr(pipe, "vae", None)
+    if runtime.vae_tiling and vae is not None:
+        vae.enable_tiling()
+    if runtime.vae_slicing and vae is not None:
+        vae.enable_slicing()
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(p.numel() * p.element_size() for p in component.parameters())
+            total += sum(b.numel() * b.element_size() for b in component.buffers())
+    return total
+
+
+def _is_text2image(pipe: Any) -> bool:
+    name = type(pipe).__name__
+    return not any(part in name for part in ("Img2Img", "Inpaint", "Image2Image"))
+
+
+# -- checking and preparing ------------------------------------------------------------------
+
+
+def check(entry: CatalogEntry, items: list[WorkItem], accepted: set[str]) -> None:
+    for item in items:
+        if item.input.get("negative_prompt") and "negative_prompt" not in accepted:
+            raise InvalidInput(f"{entry.id} does not take a negative_prompt", loc=("body", "negative_prompt"))
+
+
+def prepare(task: str, items: list[WorkItem]) -> list[Row]:
+    rows: list[Row] = []
+    for index, item in enumerate(items):
+        spec = item.input
+        size = (spec["width"], spec["height"])
+        image = (
+            open_image(item.files["image"]).resize(size, Image.Resampling.LANCZOS) if task != "text-to-image" else None
+        )
+        mask = (
+            open_image(item.files["mask_image"], "L").resize(size, Image.Resampling.NEAREST)
+            if task == "inpainting"
+            else None
+        )
+        for k in range(spec.get("num_outputs", 1)):
+            rows.append(Row(index, spec["prompt"], spec.get("negative_prompt"), spec["seed"] + k, image, mask))
+    return rows
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def call(
+    pipe: Any,
+    entry: CatalogEntry,
+    spec: dict[str, Any],
+    rows: list[Row],
+    accepted: set[str],
+    ctx: RunContext,
+    chunk: int,
+    chunks: int,
+) -> list[Image.Image]:
+    """One forward pass over ``rows`` (same shared parameters), reporting every step."""
+    kwargs: dict[str, Any] = {
+        "prompt": [r.prompt for r in rows],
+        "num_inference_steps": spec["num_inference_steps"],
+        "guidance_scale": spec["guidance_scale"],
+        "num_images_per_prompt": 1,
+        "output_type": "pil",
+        # One generator per image: an image depends on its own seed, not on its batch.
+        "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in rows],
+    }
+    kwargs.update(entry.call_args)
+    if "width" in accepted:
+        kwargs["width"], kwargs["height"] = spec["width"], spec["height"]
+    if any(r.negative_prompt for r in rows):
+        kwargs["negative_prompt"] = [r.negative_prompt or "" for r in rows]
+    if entry.task != "text-to-image":
+        kwargs["image"] = [r.image for r in rows]
+        kwargs["strength"] = spec["strength"]
+    if entry.task == "inpainting":
+        kwargs["mask_image"] = [r.mask for r in rows]
+
+    def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        total = int(getattr(p, "num_timesteps", 0) or spec["num_inference_steps"])
+        ctx.step(chunk * total + step + 1, chunks * total)
+        if ctx.should_stop():
+            p._interrupt = True
+        return tensors
+
+    if "callback_on_step_end" in accepted:
+        kwargs["callback_on_step_end"] = on_step
+    with torch.inference_mode():
+        result = pipe(**{k: v for k, v in kwargs.items() if k in accepted})
+    images: list[Image.Image] = list(result.images)
+    return images

@@ -1,0 +1,74 @@
+"""Accepting a submission: the steps between an HTTP body and a durable job."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from limner.api.context import ApiContext
+from limner.api.inputs import store_file_inputs
+from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
+from limner.errors import InvalidInput
+from limner.store.records import NewJob, Submitted
+from limner.store.states import PRIORITIES
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the request body is not valid JSON: {exc}", loc=("body",)) from None
+
+
+def parse_priority(value: str | None) -> str:
+    if value is None or value == "":
+        return "normal"
+    priority = value.strip().lower()
+    if priority not in PRIORITIES:
+        raise InvalidInput(
+            f"X-Limner-Priority must be one of high, normal, low (got {value!r})", loc=("header", "x-limner-priority")
+        )
+    return priority
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidInput(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", loc=("header", "idempotency-key")
+        )
+    return value
+
+
+async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
+    """Validate, store file inputs, and commit the job; returns once it is on disk."""
+    entry = ctx.catalog.get(model_id)
+    priority = parse_priority(request.headers.get("x-limner-priority"))
+    key = check_idempotency_key(request.headers.get("idempotency-key"))
+    body = await read_json(request)
+    parsed = parse_input(entry, body)
+    if parsed.file_fields:
+        parsed = await run_in_threadpool(store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request))
+    parsed = finalize_input(entry, parsed)
+    job = NewJob(
+        id=str(uuid.uuid4()),
+        model_id=entry.id,
+        task=entry.task,
+        priority=priority,
+        input=parsed.model_dump(mode="json"),
+        batch_key=batch_key(entry, parsed),
+        body_hash=body_hash({"model": entry.id, "body": body}),
+        idempotency_key=key,
+        max_attempts=entry.runtime.max_attempts or ctx.settings.max_attempts,
+    )
+    return await ctx.submitter.submit(job)

@@ -1,0 +1,86 @@
+"""The HTTP API. ``create_app(settings)`` builds it; nothing here imports torch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from limner import __version__
+from limner.api import errors, routes_catalog, routes_files, routes_health, routes_queue, routes_requests, routes_run
+from limner.api.bodylimit import BodyLimit
+from limner.api.context import ApiContext
+from limner.api.submitter import Submitter
+from limner.api.watcher import Watcher
+from limner.catalog import Catalog, load_catalog
+from limner.settings import Settings
+from limner.storage import open_storage
+from limner.store.engine import make_engines, upgrade
+from limner.store.jobs import JobStore
+from limner.store.queue import WorkQueue
+from limner.store.workers import WorkerRegistry
+
+log = logging.getLogger("limner.api")
+
+
+def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiContext:
+    engines = make_engines(settings.store)
+    upgrade(engines)
+    jobs = JobStore(engines, priority_step_s=settings.priority_step_s)
+    return ApiContext(
+        settings=settings,
+        catalog=catalog if catalog is not None else load_catalog(settings.catalog),
+        engines=engines,
+        jobs=jobs,
+        queue=WorkQueue(engines, lease_s=settings.lease_s),
+        workers=WorkerRegistry(engines),
+        storage=open_storage(settings.storage),
+        submitter=Submitter(jobs, max_batch=settings.submit_batch_max),
+        watcher=Watcher(engines, settings.stream_poll_s),
+    )
+
+
+async def _reaper(ctx: ApiContext) -> None:
+    """Workers reap each other's expired leases; the API does too, so that jobs of a dead
+    worker come back even when no other worker is running."""
+    interval = max(ctx.settings.lease_s / 2, 0.5)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(ctx.queue.reap)
+            await asyncio.to_thread(ctx.queue.fail_timed_out, ctx.settings.job_timeout_s)
+        except Exception as exc:
+            log.warning("reaper could not reach the store: %s", exc)
+
+
+def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
+    ctx = build_context(settings, catalog)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx.submitter.start()
+        ctx.watcher.start()
+        reaper = asyncio.create_task(_reaper(ctx), name="limner-reaper")
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await ctx.submitter.stop()
+            await ctx.watcher.stop()
+            ctx.engines.dispose()
+
+    app = FastAPI(
+        title="limner",
+        version=__version__,
+        description="Self-hosted generative media: one queue API for image, video, audio, speech and 3D models.",
+        lifespan=lifespan,
+    )
+    app.state.limner = ctx
+    errors.install(app)
+    for module in (routes_queue, routes_run, routes_catalog, routes_requests, routes_files, routes_health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

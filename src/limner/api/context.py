@@ -1,0 +1,41 @@
+"""What the API's routes share: built once in the app's lifespan, reached through the request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from limner.api.submitter import Submitter
+from limner.api.watcher import Watcher
+from limner.catalog import Catalog
+from limner.settings import Settings
+from limner.storage import Storage
+from limner.store.engine import Engines
+from limner.store.jobs import JobStore
+from limner.store.queue import WorkQueue
+from limner.store.workers import WorkerRegistry
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    catalog: Catalog
+    engines: Engines
+    jobs: JobStore
+    queue: WorkQueue
+    workers: WorkerRegistry
+    storage: Storage
+    submitter: Submitter
+    watcher: Watcher
+
+    def base_url(self, request: Request) -> str:
+        """Absolute URLs in responses use the configured public URL, else the request's own."""
+        if self.settings.base_url:
+            return self.settings.base_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+
+def get_ctx(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.limner
+    return ctx

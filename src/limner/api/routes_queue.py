@@ -1,0 +1,147 @@
+"""The queue protocol (fal's): submit, status, status stream, result, cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from limner.api.accept import accept
+from limner.api.context import ApiContext, get_ctx
+from limner.api.views import failure, queue_urls, render_refs, status_body
+from limner.errors import NotReady, RequestNotFound
+from limner.store.records import Job
+from limner.store.states import QUEUED, SUCCEEDED
+
+router = APIRouter(tags=["queue"])
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+SUBMIT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "The model's input; GET /v1/models/{owner}/{name} gives its JSON Schema.",
+                }
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 255},
+            "description": "Same key and body return the same request; same key, different body is 409.",
+        },
+        {
+            "name": "X-Limner-Priority",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": ["high", "normal", "low"]},
+        },
+    ],
+}
+
+
+@router.post("/v1/queue/{owner}/{name}", status_code=202, openapi_extra=SUBMIT_DOC)
+async def submit(owner: str, name: str, request: Request, ctx: Ctx) -> JSONResponse:
+    """Queue a job; answers once it is durable, with the URLs to follow it."""
+    model_id = f"{owner}/{name}"
+    submitted = await accept(ctx, request, model_id)
+    body = queue_urls(ctx.base_url(request), submitted.job_id, model_id)
+    return JSONResponse(status_code=202, content=body, headers={"X-Limner-Request-Id": submitted.job_id})
+
+
+async def load_job(ctx: ApiContext, owner: str, name: str, request_id: str) -> Job:
+    job = await run_in_threadpool(ctx.jobs.get, request_id)
+    if job is None or job.model_id != f"{owner}/{name}":
+        raise RequestNotFound(f"no request {request_id} for model {owner}/{name}", loc=("path", "request_id"))
+    return job
+
+
+async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> dict[str, Any]:
+    position = await run_in_threadpool(ctx.jobs.queue_position, job) if job.status == QUEUED else 0
+    logs = await run_in_threadpool(ctx.jobs.logs, job.id) if with_logs else None
+    return status_body(job, base, position=position, logs=logs)
+
+
+@router.get("/v1/queue/{owner}/{name}/requests/{request_id}/status")
+async def status(
+    owner: str,
+    name: str,
+    request_id: str,
+    request: Request,
+    ctx: Ctx,
+    logs: Annotated[bool, Query(description="Include the job's log lines.")] = False,
+) -> JSONResponse:
+    """202 while queued or running, 200 once finished (succeeded, failed or canceled)."""
+    job = await load_job(ctx, owner, name, request_id)
+    body = await render_status(ctx, job, ctx.base_url(request), logs)
+    return JSONResponse(status_code=200 if job.terminal else 202, content=body)
+
+
+@router.get("/v1/queue/{owner}/{name}/requests/{request_id}/status/stream")
+async def status_stream(
+    owner: str,
+    name: str,
+    request_id: str,
+    request: Request,
+    ctx: Ctx,
+    logs: Annotated[bool, Query(description="Include the job's log lines.")] = False,
+) -> EventSourceResponse:
+    """Server-Sent Events: one status object per change, closing after the terminal one."""
+    job = await load_job(ctx, owner, name, request_id)
+    base = ctx.base_url(request)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        current: Job | None = job
+        last = ""
+        while current is not None:
+            body = await render_status(ctx, current, base, logs)
+            text = json.dumps(body, sort_keys=True)
+            if text != last:
+                last = text
+                yield {"data": text}
+            if current.terminal:
+                return
+            # While queued, wake up every second anyway: the queue position moves.
+            timeout = 1.0 if current.status == QUEUED else 15.0
+            await ctx.watcher.wait_change(current.id, current.updated_at, timeout)
+            current = await run_in_threadpool(ctx.jobs.get, current.id)
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/v1/queue/{owner}/{name}/requests/{request_id}")
+async def result(owner: str, name: str, request_id: str, request: Request, ctx: Ctx) -> JSONResponse:
+    """The job's result once it succeeded; its error once it failed; 400 before that."""
+    job = await load_job(ctx, owner, name, request_id)
+    return result_response(ctx, job, ctx.base_url(request))
+
+
+def result_response(ctx: ApiContext, job: Job, base: str) -> JSONResponse:
+    if not job.terminal:
+        raise NotReady(f"request {job.id} is still {job.status}; its result is not ready", loc=("request_id",))
+    if job.status != SUCCEEDED:
+        raise failure(job)
+    body = render_refs(job.result or {}, ctx.storage, base)
+    return JSONResponse(content=body, headers={"X-Limner-Request-Id": job.id})
+
+
+@router.put("/v1/queue/{owner}/{name}/requests/{request_id}/cancel")
+async def cancel(owner: str, name: str, request_id: str, ctx: Ctx) -> JSONResponse:
+    """A queued job never runs; a running one stops at its next step."""
+    await load_job(ctx, owner, name, request_id)
+    outcome = await run_in_threadpool(ctx.jobs.cancel, request_id)
+    if outcome is None:
+        raise RequestNotFound(f"no request {request_id}", loc=("path", "request_id"))
+    code = 202 if outcome == "CANCELLATION_REQUESTED" else 400
+    return JSONResponse(status_code=code, content={"status": outcome})

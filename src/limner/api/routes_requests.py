@@ -1,0 +1,63 @@
+"""``GET /v1/requests``: recent jobs, newest first, filterable, with cursor pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from limner.api.context import ApiContext, get_ctx
+from limner.api.views import summary
+from limner.errors import InvalidInput
+from limner.store.states import STATUSES
+
+router = APIRouter(tags=["requests"])
+FAL_STATUSES = {"IN_QUEUE": ("queued",), "IN_PROGRESS": ("running",), "COMPLETED": ("succeeded", "failed", "canceled")}
+
+
+def encode_cursor(created_at: float, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}|{job_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        stamp, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return float(stamp), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("cursor is not one this server gave out", loc=("query", "cursor")) from None
+
+
+@router.get("/v1/requests")
+async def list_requests(
+    request: Request,
+    ctx: Annotated[ApiContext, Depends(get_ctx)],
+    status: Annotated[
+        str | None, Query(description="queued, running, succeeded, failed, canceled or a fal status")
+    ] = None,
+    model: Annotated[str | None, Query(description="A model id, owner/name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor from the previous page.")] = None,
+) -> dict[str, Any]:
+    statuses: tuple[str, ...] | None = None
+    if status:
+        if status in STATUSES:
+            statuses = (status,)
+        elif status.upper() in FAL_STATUSES:
+            statuses = FAL_STATUSES[status.upper()]
+        else:
+            raise InvalidInput(
+                f"status must be one of {', '.join(STATUSES)} or IN_QUEUE, IN_PROGRESS, COMPLETED",
+                loc=("query", "status"),
+            )
+    after = decode_cursor(cursor) if cursor else None
+    page = await run_in_threadpool(ctx.jobs.list_jobs, statuses=statuses, model_id=model, limit=limit + 1, before=after)
+    base = ctx.base_url(request)
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "requests": [summary(job, base) for job in page],
+        "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if more and page else None,
+    }

@@ -1,0 +1,23 @@
+"""The ``limner`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from limner.cli import client_cmds, server
+
+app = typer.Typer(
+    name="limner",
+    help="Self-hosted generative media: serve models behind a durable job queue.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(server.serve)
+app.command()(server.worker)
+app.command()(client_cmds.run)
+app.add_typer(client_cmds.models_app, name="models")
+app.add_typer(client_cmds.jobs_app, name="jobs")
+
+
+def main() -> None:
+    app()

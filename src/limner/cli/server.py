@@ -1,0 +1,98 @@
+"""``limner serve`` and ``limner worker``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from limner.settings import Settings, load_settings
+
+Home = Annotated[Path | None, typer.Option("--home", help="LIMNER_HOME: store, files and models live here.")]
+Store = Annotated[str | None, typer.Option("--store", help="LIMNER_STORE: sqlite:///… or postgresql://….")]
+Storage = Annotated[str | None, typer.Option("--storage", help="LIMNER_STORAGE: file:///….")]
+CatalogFiles = Annotated[
+    list[Path] | None, typer.Option("--catalog", help="Extra catalog YAML (repeatable; LIMNER_CATALOG).")
+]
+
+
+def _settings(**flags: object) -> Settings:
+    catalog = flags.pop("catalog", None)
+    if catalog:
+        flags["catalog"] = tuple(catalog)  # type: ignore[arg-type]
+    return load_settings(**flags)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="LIMNER_HOST (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="LIMNER_PORT (default 7860).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="LIMNER_WORKERS: worker processes; 0 = API only.")
+    ] = None,
+    home: Home = None,
+    store: Store = None,
+    storage: Storage = None,
+    catalog: CatalogFiles = None,
+) -> None:
+    """Start the API and its worker processes."""
+    import uvicorn
+
+    from limner.api.app import create_app
+    from limner.runtime.supervisor import Supervisor
+
+    _logging()
+    settings = _settings(
+        host=host, port=port, workers=workers, home=home, store=store, storage=storage, catalog=catalog
+    )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)  # runs migrations before any worker starts
+    supervisor = Supervisor(settings, settings.workers)
+    supervisor.start()
+    typer.echo(
+        f"limner on http://{settings.host}:{settings.port} — {settings.workers} worker(s), "
+        f"store {settings.store}, storage {settings.storage}"
+    )
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        supervisor.stop()
+
+
+def worker(
+    home: Home = None,
+    store: Store = None,
+    storage: Storage = None,
+    catalog: CatalogFiles = None,
+    device: Annotated[str | None, typer.Option("--device", help="LIMNER_DEVICE: auto, cpu, cuda, cuda:N, mps.")] = None,
+    memory_budget_mb: Annotated[
+        int | None, typer.Option("--memory-budget-mb", help="LIMNER_MEMORY_BUDGET_MB; 0 = auto.")
+    ] = None,
+) -> None:
+    """Run one worker against a job store (alone, or spawned by `limner serve`)."""
+    # transformers warns about optional vision backends at import time; limner logs its own.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from limner.catalog import load_catalog
+    from limner.runtime.worker import Worker
+
+    _logging()
+    settings = _settings(
+        home=home, store=store, storage=storage, catalog=catalog, device=device, memory_budget_mb=memory_budget_mb
+    )
+    runner = Worker(settings, load_catalog(settings.catalog))
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("limner.worker").info("signal %d: finishing the current batch, then stopping", signum)
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.serve()

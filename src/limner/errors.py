@@ -1,0 +1,154 @@
+"""The one error hierarchy. Every error knows its HTTP status and its ``error_type``.
+
+The API maps these to responses in one place (``limner.api.errors``); workers store
+``error_type`` and the message on failed jobs, so a client sees the same names either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LimnerError(Exception):
+    """Base of all errors limner raises on purpose."""
+
+    status_code = 500
+    error_type = "internal_error"
+    retryable = False
+
+    def __init__(
+        self, message: str, *, loc: tuple[str | int, ...] = (), details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.details = details
+
+    def detail(self) -> list[dict[str, Any]]:
+        """The FastAPI-style ``detail`` list: where, what, which kind."""
+        if self.details:
+            return self.details
+        return [{"loc": list(self.loc), "msg": self.message, "type": self.error_type}]
+
+
+class InvalidInput(LimnerError):
+    """The request is malformed or names a field with a bad value."""
+
+    status_code = 422
+    error_type = "invalid_input"
+
+
+class LimitExceeded(InvalidInput):
+    """A value is over (or under) a limit of the model or the server."""
+
+    error_type = "limit_exceeded"
+
+
+class PayloadTooLarge(LimnerError):
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class NotFound(LimnerError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class UnknownModel(NotFound):
+    error_type = "unknown_model"
+
+
+class RequestNotFound(NotFound):
+    error_type = "request_not_found"
+
+
+class IdempotencyConflict(LimnerError):
+    """The same Idempotency-Key was used with a different body."""
+
+    status_code = 409
+    error_type = "idempotency_conflict"
+
+
+class NotReady(LimnerError):
+    """The result was asked for before the job finished."""
+
+    status_code = 400
+    error_type = "not_ready"
+
+
+class CatalogError(LimnerError):
+    """A catalog file is wrong; raised at start-up, never per request."""
+
+    error_type = "catalog_error"
+
+
+class ModelUnavailable(LimnerError):
+    """The model's weights cannot be loaded here (no hub access, missing path, no device)."""
+
+    status_code = 503
+    error_type = "model_unavailable"
+
+
+class ModelError(LimnerError):
+    """The model raised while running."""
+
+    status_code = 500
+    error_type = "model_error"
+    retryable = True
+
+
+class OutOfMemory(LimnerError):
+    status_code = 507
+    error_type = "out_of_memory"
+    retryable = True
+
+
+class Canceled(LimnerError):
+    status_code = 409
+    error_type = "canceled"
+
+
+class JobTimeout(LimnerError):
+    status_code = 504
+    error_type = "timeout"
+
+
+class WorkerLost(LimnerError):
+    """The job's worker stopped renewing its lease more times than the job may be retried."""
+
+    status_code = 500
+    error_type = "worker_lost"
+
+
+class StoreUnavailable(LimnerError):
+    status_code = 503
+    error_type = "store_unavailable"
+
+
+# error_type -> class, so a stored failure maps back to its HTTP status.
+ERROR_TYPES: dict[str, type[LimnerError]] = {
+    cls.error_type: cls
+    for cls in (
+        LimnerError,
+        InvalidInput,
+        LimitExceeded,
+        PayloadTooLarge,
+        NotFound,
+        UnknownModel,
+        RequestNotFound,
+        IdempotencyConflict,
+        NotReady,
+        CatalogError,
+        ModelUnavailable,
+        ModelError,
+        OutOfMemory,
+        Canceled,
+        JobTimeout,
+        WorkerLost,
+        StoreUnavailable,
+    )
+}
+
+
+def status_for(error_type: str | None) -> int:
+    return ERROR_TYPES.get(error_type or "", LimnerError).status_code

@@ -1,0 +1,1 @@
+"""Worker processes: devices, resident models, batches, progress and cancellation."""

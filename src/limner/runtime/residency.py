@@ -1,0 +1,71 @@
+"""Which models stay loaded: least recently used first out, under a memory budget."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from limner.adapters.base import Adapter, LoadedModel
+from limner.catalog.entry import CatalogEntry
+
+log = logging.getLogger("limner.residency")
+MB = 1024 * 1024
+
+
+class Residency:
+    """Loaded models keyed by ``CatalogEntry.residency_key`` (entries that share weights share
+    one copy). Before a load, least-recently-used models are evicted until the new model's
+    estimated size fits; one model is always allowed even if it alone is over the budget."""
+
+    def __init__(
+        self,
+        budget_bytes: int,
+        adapter_for: Callable[[str], Adapter],
+        load: Callable[[Adapter, CatalogEntry], LoadedModel],
+    ) -> None:
+        self.budget_bytes = budget_bytes
+        self._adapter_for = adapter_for
+        self._load = load
+        self._models: OrderedDict[str, tuple[Adapter, LoadedModel]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+        self.evictions = 0
+
+    def get(self, entry: CatalogEntry) -> LoadedModel:
+        key = entry.residency_key
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key][1]
+            estimate = (entry.runtime.memory_mb or 0) * MB
+            self._evict_for(estimate)
+            adapter = self._adapter_for(entry.family)
+            loaded = self._load(adapter, entry)
+            self._models[key] = (adapter, loaded)
+            self.loads += 1
+            # The estimate may have been low: make room again, keeping the model just loaded.
+            self._evict_for(0, keep=1)
+            return loaded
+
+    def _evict_for(self, incoming: int, keep: int = 0) -> None:
+        while len(self._models) > keep and self.used_bytes + incoming > self.budget_bytes:
+            key, (adapter, loaded) = self._models.popitem(last=False)
+            log.info("evicting %s (%.0f MB) to stay under %.0f MB", key, loaded.size_bytes / MB, self.budget_bytes / MB)
+            adapter.unload(loaded)
+            self.evictions += 1
+        gc.collect()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._evict_for(self.budget_bytes + 1)
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(loaded.size_bytes for _, loaded in self._models.values())
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._models)

@@ -1,0 +1,264 @@
+"""A worker process: claims batches from the job store, runs them, stores the results.
+
+A worker owns one device and the models resident on it. It never dies of a job: whatever a
+model raises becomes the job's error (or a retry), and the loop goes on. A worker that is
+killed outright loses nothing either: its leases expire and the reaper re-queues the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from limner.adapters import load_adapter
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkItem
+from limner.catalog import Catalog, CatalogEntry
+from limner.errors import LimnerError, ModelError, OutOfMemory
+from limner.media.images import MediaFile
+from limner.runtime.context import BatchContext
+from limner.runtime.device import default_budget_bytes, resolve_device
+from limner.runtime.residency import MB, Residency
+from limner.settings import Settings
+from limner.storage import open_storage
+from limner.storage.base import key_of, ref
+from limner.store.engine import make_engines, upgrade
+from limner.store.queue import WorkQueue
+from limner.store.records import Job
+from limner.store.workers import WorkerRegistry
+from limner.tasks import TASKS
+
+log = logging.getLogger("limner.worker")
+
+
+class Worker:
+    def __init__(self, settings: Settings, catalog: Catalog, *, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.engines = make_engines(settings.store)
+        upgrade(self.engines)
+        self.queue = WorkQueue(self.engines, lease_s=settings.lease_s)
+        self.registry = WorkerRegistry(self.engines)
+        self.storage = open_storage(settings.storage)
+        self.device = resolve_device(settings.device)
+        budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
+        self.residency = Residency(budget, self._adapter, self._load)
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.stop_event = threading.Event()
+        self.batches_run = 0
+        self._adapters: dict[str, Adapter] = {}
+        self._current: BatchContext | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Run until ``stop_event`` is set (SIGTERM/SIGINT in the CLI); the batch in hand finishes."""
+        self.registry.register(
+            worker_id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            device=self.device,
+            memory_budget_mb=self.residency.budget_bytes // MB,
+        )
+        log.info(
+            "worker %s on %s, budget %d MB, store %s",
+            self.id,
+            self.device,
+            self.residency.budget_bytes // MB,
+            self.engines.dialect,
+        )
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        backoff = self.settings.idle_poll_s
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    busy = self.run_once()
+                    backoff = self.settings.idle_poll_s
+                except DBAPIError as exc:
+                    log.warning("job store unreachable (%s); retrying in %.1f s", exc.__class__.__name__, backoff)
+                    busy = False
+                    backoff = min(backoff * 2, 5.0)
+                if not busy:
+                    self.stop_event.wait(backoff)
+        finally:
+            self.stop_event.set()
+            beat.join(timeout=5)
+            try:
+                self.registry.stopped(self.id)
+            except DBAPIError:
+                log.warning("could not mark worker %s stopped", self.id)
+            self.residency.clear()
+            self.engines.dispose()
+
+    def run_once(self) -> bool:
+        """Claim and run one batch. Returns False when there was nothing to do."""
+        servable = [e.id for e in self.catalog]
+        pick = self.queue.next_batch_key(self.held_models(), self.settings.affinity_s, servable)
+        if pick is None:
+            return False
+        model_id, batch_key = pick
+        entry = self.catalog.get(model_id)
+        limit = entry.runtime.max_batch_size if self.settings.batching else 1
+        jobs = self.queue.claim(self.id, model_id, batch_key, limit)
+        if not jobs:
+            return True  # another worker was faster; look again
+        wait_s = entry.runtime.batch_wait_ms / 1000
+        if len(jobs) < limit and wait_s > 0:
+            self.stop_event.wait(wait_s)
+            jobs += self.queue.claim(self.id, model_id, batch_key, limit - len(jobs))
+        self.process(entry, jobs)
+        return True
+
+    def held_models(self) -> list[str]:
+        held = set(self.residency.keys())
+        return [e.id for e in self.catalog if e.residency_key in held]
+
+    # -- one batch -------------------------------------------------------------------------
+
+    def process(self, entry: CatalogEntry, jobs: list[Job]) -> None:
+        ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
+        self._current = ctx
+        times: dict[str, float] = {"start": time.time()}
+        try:
+            ctx.stage("loading model")
+            loaded = self.residency.get(entry)
+            times["loaded"] = time.time()
+            items = [WorkItem(job_id=j.id, input=j.input, files=self._read_files(j)) for j in jobs]
+            adapter = self._adapter(entry.family)
+            outputs = adapter.run(loaded, entry, items, ctx)
+            times["ran"] = time.time()
+            if len(outputs) != len(jobs):
+                raise ModelError(f"adapter returned {len(outputs)} outputs for {len(jobs)} jobs")
+            ctx.stage("uploading")
+            for job, output in zip(jobs, outputs, strict=True):
+                self._finish(ctx, entry, loaded, job, output, times, len(jobs))
+            self.batches_run += 1
+        except LimnerError as exc:
+            self._fail(ctx, jobs, exc)
+        except Exception as exc:  # a model's own failure must never kill the worker
+            error = classify(exc)
+            if isinstance(error, OutOfMemory):
+                self.residency.clear()
+            self._fail(ctx, jobs, error)
+        finally:
+            self._current = None
+
+    def _read_files(self, job: Job) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        for name in TASKS[job.task].input_model.file_fields:
+            value = job.input.get(name)
+            key = key_of(value) if isinstance(value, str) else None
+            if key:
+                files[name] = self.storage.get(key)
+        return files
+
+    def _finish(
+        self,
+        ctx: BatchContext,
+        entry: CatalogEntry,
+        loaded: LoadedModel,
+        job: Job,
+        output: JobOutput,
+        times: dict[str, float],
+        batch_size: int,
+    ) -> None:
+        if job.id in ctx.lost:
+            log.info("job %s: lease lost, discarding its output", job.id)
+            return
+        if job.id in ctx.canceled:
+            self.queue.cancelled(self.id, job.id)
+            return
+        result: dict[str, Any] = {}
+        for key, files in output.files.items():
+            result[key] = [self._store(job.id, key, index, f) for index, f in enumerate(files)]
+        stored = time.time()
+        result.update(output.extra)
+        result.update(
+            {
+                "seed": job.input.get("seed"),
+                "timings": {
+                    "queue_s": round((job.started_at or times["start"]) - job.created_at, 4),
+                    "load_s": round(times["loaded"] - times["start"], 4),
+                    "inference_s": round(times["ran"] - times["loaded"], 4),
+                    "upload_s": round(stored - times["ran"], 4),
+                    "total_s": round(stored - job.created_at, 4),
+                },
+                "batch_size": batch_size,
+                "model": {"id": entry.id, "revision": loaded.revision},
+                "input": job.input,
+            }
+        )
+        if not self.queue.complete(self.id, job.id, result):
+            log.info("job %s: finished after its lease was lost; result discarded", job.id)
+
+    def _store(self, job_id: str, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
+        # One key per job and output index: a re-run after a crash overwrites, never duplicates.
+        key = f"results/{job_id}/{output_key}-{index}.{media.extension}"
+        self.storage.put(key, media.data, media.content_type)
+        return {"url": ref(key), "content_type": media.content_type, "file_size": len(media.data), **media.properties}
+
+    def _fail(self, ctx: BatchContext, jobs: list[Job], exc: LimnerError) -> None:
+        log.warning("batch of %d %s job(s) failed: %s: %s", len(jobs), jobs[0].model_id, exc.error_type, exc.message)
+        for job in jobs:
+            if job.id in ctx.lost:
+                continue
+            if job.id in ctx.canceled:
+                self.queue.cancelled(self.id, job.id)
+                continue
+            self.queue.fail(self.id, job.id, exc.error_type, exc.message, retry=exc.retryable)
+
+    # -- models ----------------------------------------------------------------------------
+
+    def _adapter(self, family: str) -> Adapter:
+        if family not in self._adapters:
+            self._adapters[family] = load_adapter(family)
+        return self._adapters[family]
+
+    def _load(self, adapter: Adapter, entry: CatalogEntry) -> LoadedModel:
+        env = LoadEnv(device=self.device, models_dir=self.settings.home / "models")
+        started = time.time()
+        loaded = adapter.load(entry, env)
+        log.info(
+            "loaded %s (%s) in %.2f s, %.0f MB",
+            entry.id,
+            loaded.revision,
+            time.time() - started,
+            loaded.size_bytes / MB,
+        )
+        return loaded
+
+    # -- heartbeats, leases, reaping -------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        interval = min(self.settings.heartbeat_s, self.settings.lease_s / 3)
+        last_reap = 0.0
+        while not self.stop_event.wait(interval):
+            try:
+                ctx = self._current
+                live = ctx.live() if ctx else []
+                lost = self.queue.renew(self.id, live)
+                if ctx and lost:
+                    ctx.mark_lost(lost)
+                self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live)
+                if time.time() - last_reap > self.settings.lease_s / 2:
+                    self.queue.reap()
+                    self.queue.fail_timed_out(self.settings.job_timeout_s)
+                    last_reap = time.time()
+            except DBAPIError as exc:
+                log.warning("heartbeat failed: %s", exc.__class__.__name__)
+
+
+def classify(exc: BaseException) -> LimnerError:
+    """Name a model's exception by kind: out of memory, or a model error."""
+    if isinstance(exc, LimnerError):
+        return exc
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return OutOfMemory(f"out of memory: {exc}")
+    return ModelError(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,1 @@
+"""The job store: the state of record for jobs, their events and the workers that run them."""

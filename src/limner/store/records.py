@@ -1,0 +1,133 @@
+"""Plain typed records that the store hands out (never SQLAlchemy rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row
+
+from limner.store.states import TERMINAL
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated submission, ready to be written."""
+
+    id: str
+    model_id: str
+    task: str
+    priority: str
+    input: dict[str, Any]
+    batch_key: str
+    body_hash: str
+    idempotency_key: str | None
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submission became: a new job, or the earlier job with the same Idempotency-Key."""
+
+    job_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    model_id: str
+    task: str
+    status: str
+    priority: str
+    rank: float
+    input: dict[str, Any]
+    batch_key: str
+    idempotency_key: str | None
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires_at: float | None
+    cancel_requested: bool
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    error_type: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> Job:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            model_id=m["model_id"],
+            task=m["task"],
+            status=m["status"],
+            priority=m["priority"],
+            rank=m["rank"],
+            input=m["input"],
+            batch_key=m["batch_key"],
+            idempotency_key=m["idempotency_key"],
+            attempts=m["attempts"],
+            max_attempts=m["max_attempts"],
+            lease_owner=m["lease_owner"],
+            lease_expires_at=m["lease_expires_at"],
+            cancel_requested=bool(m["cancel_requested"]),
+            progress=m["progress"],
+            result=m["result"],
+            error=m["error"],
+            error_type=m["error_type"],
+            created_at=m["created_at"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+            updated_at=m["updated_at"],
+        )
+
+
+@dataclass(frozen=True)
+class LogLine:
+    id: int
+    ts: float
+    level: str
+    source: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"timestamp": self.ts, "level": self.level, "source": self.source, "message": self.message}
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    memory_budget_mb: int
+    models: list[str]
+    current_jobs: list[str]
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> WorkerInfo:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            hostname=m["hostname"],
+            pid=m["pid"],
+            device=m["device"],
+            memory_budget_mb=m["memory_budget_mb"],
+            models=list(m["models"] or []),
+            current_jobs=list(m["current_jobs"] or []),
+            started_at=m["started_at"],
+            heartbeat_at=m["heartbeat_at"],
+            stopped_at=m["stopped_at"],
+        )

@@ -1,0 +1,73 @@
+"""What every task schema shares: the input base class, limits, and the task spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from limner.errors import LimitExceeded
+
+MAX_SEED = 2**32 - 1
+
+
+class Limits(BaseModel):
+    """Per-model limits; a catalog entry narrows these defaults.
+
+    Requests over a limit get a 422 that names the field and the limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_prompt_chars: int = Field(default=2000, ge=1)
+    min_width: int = Field(default=64, ge=1)
+    min_height: int = Field(default=64, ge=1)
+    max_width: int = Field(default=2048, ge=1)
+    max_height: int = Field(default=2048, ge=1)
+    max_pixels: int = Field(default=2048 * 2048, ge=1)
+    size_multiple: int = Field(default=8, ge=1)
+    max_steps: int = Field(default=100, ge=1)
+    max_outputs: int = Field(default=4, ge=1)
+    max_guidance_scale: float = Field(default=50.0, ge=0)
+    max_input_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_input_pixels: int = Field(default=4096 * 4096, ge=1)
+
+
+class TaskInput(BaseModel):
+    """Base of every task's input. Unknown fields are refused, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Fields that may differ between jobs that share one batch.
+    per_item_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields that hold files (data URIs or URLs on the way in, storage references after).
+    file_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def check_limits(self, limits: Limits) -> None:
+        """Raise LimitExceeded naming the first field over one of ``limits``."""
+
+    @classmethod
+    def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:
+        """JSON Schema keywords (maximum, maxLength, …) that show ``limits`` on this task's fields."""
+        return {}
+
+    def batch_fields(self) -> dict[str, Any]:
+        """The values that must be equal for two jobs to run in one batch."""
+        return {k: v for k, v in self.model_dump().items() if k not in self.per_item_fields}
+
+
+def over(field: str, value: object, limit_name: str, limit: object, *, under: bool = False) -> LimitExceeded:
+    """A LimitExceeded that says which field, which value and which limit."""
+    relation = "under this model's minimum of" if under else "over this model's limit of"
+    return LimitExceeded(f"{field}={value!r} is {relation} {limit!r} (limits.{limit_name})", loc=("body", field))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task id bound to its input schema and the key its outputs are listed under."""
+
+    id: str
+    input_model: type[TaskInput]
+    output_key: str
+    title: str

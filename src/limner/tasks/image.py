@@ -1,0 +1,118 @@
+"""Image generation tasks: text-to-image, image-to-image and inpainting.
+
+One schema per task, shared by every model of that task: swapping FLUX for SDXL changes the
+model id, not the client's code.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from limner.errors import LimitExceeded
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
+
+ImageFormat = Literal["png", "webp", "jpeg"]
+
+
+class _Generation(TaskInput):
+    """Fields every diffusion image task shares."""
+
+    per_item_fields: ClassVar[frozenset[str]] = frozenset(
+        {"prompt", "negative_prompt", "seed", "num_outputs", "output_format"}
+    )
+
+    prompt: str = Field(min_length=1, description="What to draw.")
+    negative_prompt: str | None = Field(
+        default=None, description="What to avoid (models with classifier-free guidance)."
+    )
+    num_inference_steps: int = Field(default=28, ge=1, description="Denoising steps.")
+    guidance_scale: float = Field(default=3.5, ge=0, description="Classifier-free (or distilled) guidance.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_SEED,
+        description="Same model, input and seed give the same image. Chosen at random and reported when absent.",
+    )
+    num_outputs: int = Field(default=1, ge=1, description="Images to generate (seeds seed, seed+1, …).")
+    output_format: ImageFormat = Field(default="png", description="png, webp (lossless) or jpeg.")
+
+    @classmethod
+    def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:
+        return {
+            "prompt": {"maxLength": limits.max_prompt_chars},
+            "negative_prompt": {"maxLength": limits.max_prompt_chars},
+            "width": {"minimum": limits.min_width, "maximum": limits.max_width, "multipleOf": limits.size_multiple},
+            "height": {
+                "minimum": limits.min_height,
+                "maximum": limits.max_height,
+                "multipleOf": limits.size_multiple,
+            },
+            "num_inference_steps": {"maximum": limits.max_steps},
+            "num_outputs": {"maximum": limits.max_outputs},
+            "guidance_scale": {"maximum": limits.max_guidance_scale},
+        }
+
+    def check_limits(self, limits: Limits) -> None:
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(self, name)
+            if text and len(text) > limits.max_prompt_chars:
+                raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
+        self._check_size(limits)
+        if self.num_inference_steps > limits.max_steps:
+            raise over("num_inference_steps", self.num_inference_steps, "max_steps", limits.max_steps)
+        if self.num_outputs > limits.max_outputs:
+            raise over("num_outputs", self.num_outputs, "max_outputs", limits.max_outputs)
+        if self.guidance_scale > limits.max_guidance_scale:
+            raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
+
+    def _check_size(self, limits: Limits) -> None:
+        width: int | None = getattr(self, "width", None)
+        height: int | None = getattr(self, "height", None)
+        for name, value, low, high in (
+            ("width", width, limits.min_width, limits.max_width),
+            ("height", height, limits.min_height, limits.max_height),
+        ):
+            if value is None:
+                continue
+            if value > high:
+                raise over(name, value, f"max_{name}", high)
+            if value < low:
+                raise over(name, value, f"min_{name}", low, under=True)
+            if value % limits.size_multiple:
+                raise LimitExceeded(
+                    f"{name}={value} must be a multiple of {limits.size_multiple} (limits.size_multiple)",
+                    loc=("body", name),
+                )
+        if width is not None and height is not None and width * height > limits.max_pixels:
+            raise over("width", f"{width}x{height}", "max_pixels", limits.max_pixels)
+
+
+class TextToImageInput(_Generation):
+    width: int = Field(default=1024, ge=1, description="Output width in pixels.")
+    height: int = Field(default=1024, ge=1, description="Output height in pixels.")
+
+
+class ImageToImageInput(_Generation):
+    per_item_fields: ClassVar[frozenset[str]] = _Generation.per_item_fields | {"image"}
+    file_fields: ClassVar[frozenset[str]] = frozenset({"image"})
+
+    image: str = Field(description="The starting image: a data: URI, or a URL of a file this server holds.")
+    strength: float = Field(
+        default=0.8, gt=0, le=1, description="How far from the input image to move (1 = ignore it)."
+    )
+    width: int | None = Field(
+        default=None, ge=1, description="Output width; the input image's width (down to size_multiple) when absent."
+    )
+    height: int | None = Field(
+        default=None, ge=1, description="Output height; the input image's height (down to size_multiple) when absent."
+    )
+
+
+class InpaintingInput(ImageToImageInput):
+    per_item_fields: ClassVar[frozenset[str]] = ImageToImageInput.per_item_fields | {"mask_image"}
+    file_fields: ClassVar[frozenset[str]] = frozenset({"image", "mask_image"})
+
+    mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
+    strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")

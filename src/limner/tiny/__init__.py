@@ -1,0 +1,82 @@
+"""Tiny random-weight diffusers pipelines for tests, demos and CI.
+
+``build_tiny(name, dest)`` constructs a miniature pipeline from configs (the
+way diffusers' own test-suite does with ``get_dummy_components()``) and saves
+it with ``save_pretrained``. The product then loads it through the ordinary
+``DiffusionPipeline.from_pretrained(dest)`` path, exactly like a real model,
+without any network access.
+
+Importing this package does not import torch: the builders import their
+heavy dependencies when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from limner.tiny.flux import build_flux
+from limner.tiny.sd import build_sd
+
+__all__ = ["TINY_NAMES", "build_tiny"]
+
+_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
+TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+
+_MARKER = "model_index.json"
+# Builders reseed torch's global RNG per component: serialise in-process builds
+# so concurrent threads cannot interleave draws and produce different weights.
+_BUILD_LOCK = threading.Lock()
+
+
+def _builder(name: str) -> Callable[[Path], None]:
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        known = ", ".join(TINY_NAMES)
+        raise ValueError(f"unknown tiny model {name!r}; known: {known}") from None
+
+
+def _is_built(dest: Path) -> bool:
+    return (dest / _MARKER).is_file()
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Atomically rename the finished ``tmp`` to ``dest``; losing a race is fine."""
+    try:
+        os.rename(tmp, dest)  # replaces an empty dest dir, fails on a non-empty one
+    except OSError:
+        if not _is_built(dest):
+            raise FileExistsError(
+                f"{dest} exists and is not a built pipeline (no {_MARKER}); refusing to replace it"
+            ) from None
+        # Another process finished the same build first; its copy is identical.
+
+
+def build_tiny(name: str, dest: Path) -> None:
+    """Build tiny pipeline ``name`` into ``dest`` (a no-op if it is already there).
+
+    The pipeline is written into a temporary sibling directory that is renamed
+    into place only when complete, so a crash never leaves a half-built
+    ``dest`` and concurrent builders of the same ``dest`` are safe.
+    """
+    builder = _builder(name)
+    dest = Path(dest)
+    if _is_built(dest):
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; the pipeline folder is not a secret
+        with _BUILD_LOCK:
+            builder(tmp)
+        _publish(tmp, dest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)

@@ -1,0 +1,120 @@
+"""Shared fixtures: real stores (SQLite and PostgreSQL), and a live limner (API + worker)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services import Postgres, Proc, child_env, free_port, pg_bin, wait_http, wait_workers
+
+TEST_CATALOG = """
+models:
+  - id: test/slow-sd
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: Tiny SD with room for many steps (for cancel and crash tests)
+    defaults: {width: 64, height: 64, num_inference_steps: 4, guidance_scale: 5.0}
+    limits: {max_width: 256, max_height: 256, max_steps: 5000, max_outputs: 2}
+    runtime: {dtype: float32, max_batch_size: 1, memory_mb: 64}
+  - id: test/offline-hub
+    task: text-to-image
+    family: diffusers-image
+    source: hf://limner-tests/not-on-this-machine
+    title: A hub model this machine cannot reach
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    runtime: {dtype: float32}
+"""
+
+# Only the API knows this model, so its jobs stay queued: no worker can claim them.
+UNSERVED_CATALOG = """
+models:
+  - id: test/unserved
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+"""
+
+
+@pytest.fixture(scope="session")
+def catalogs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("catalog")
+    served, unserved = folder / "test.yaml", folder / "unserved.yaml"
+    served.write_text(TEST_CATALOG)
+    unserved.write_text(UNSERVED_CATALOG)
+    return served, unserved
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    bindir = pg_bin()
+    if bindir is None:
+        if os.environ.get("LIMNER_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL binaries are not installed, and LIMNER_REQUIRE_POSTGRES=1")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    server = Postgres(bindir)
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty job store of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'limner.db'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    server.reset()
+    return server.url
+
+
+# -- a live limner ------------------------------------------------------------------------------
+
+
+@dataclass
+class Live:
+    base: str
+    home: Path
+    api: Proc
+    worker: Proc
+    env: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live(catalogs: tuple[Path, Path]) -> Iterator[Live]:
+    """``limner serve --workers 0`` plus one ``limner worker`` on the same SQLite store."""
+    served, unserved = catalogs
+    home = Path(tempfile.mkdtemp(prefix="limner-live-"))
+    port = free_port()
+    env = child_env(home)
+    api = Proc(
+        ["serve", "--workers", "0", "--port", str(port), "--catalog", str(served), "--catalog", str(unserved)],
+        env,
+        home / "api.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/healthz", api)
+    worker = Proc(["worker", "--catalog", str(served)], env, home / "worker.log")
+    wait_workers(base, 1)
+    yield Live(base=base, home=home, api=api, worker=worker, env=env)
+    worker.stop()
+    api.stop()
+
+
+@pytest.fixture
+def http(live: Live) -> Iterator[httpx.Client]:
+    with live.client() as client:
+        yield client
