@@ -10,11 +10,8 @@ Steps: 1. load (resolve the source, from_pretrained, place on the device)
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,18 +21,14 @@ from diffusers import (
     AutoPipelineForText2Image,
     DiffusionPipeline,
 )
-from diffusers.utils import logging as diffusers_logging
 from PIL import Image
-from transformers.utils import logging as transformers_logging
 
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.images import encode_image, open_image
 
-log = logging.getLogger("limner.adapters.diffusers_image")
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 TASK_PIPELINES: dict[str, Any] = {
     "text-to-image": AutoPipelineForText2Image,
     "image-to-image": AutoPipelineForImage2Image,
@@ -72,7 +65,7 @@ class DiffusersImageAdapter:
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
-        path, revision = resolve_source(entry, env.models_dir)
+        path, revision = resolve_source(entry, env.models_dir, download=_download)
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         kwargs: dict[str, Any] = {"dtype": dtype}
         if entry.variant:
@@ -93,8 +86,7 @@ class DiffusersImageAdapter:
             pipes.base.remove_all_hooks()
         pipes.by_task.clear()
         model.handle = None
-        if model.device.startswith("cuda"):
-            torch.cuda.empty_cache()
+        release(model.device)
 
     # -- 2. to 5. run a batch -----------------------------------------------------------------
 
@@ -122,90 +114,14 @@ class DiffusersImageAdapter:
 
 
 def make_adapter() -> DiffusersImageAdapter:
-    # Progress bars and load chatter go to a worker's stderr for every load; limner reports
-    # progress itself.
-    diffusers_logging.disable_progress_bar()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
+    quiet_runtimes()
     return DiffusersImageAdapter()
 
 
-# -- loading ---------------------------------------------------------------------------------
-
-
-def resolve_source(entry: CatalogEntry, models_dir: Path) -> tuple[Path, str]:
-    """A local folder for the entry's source, and the revision it holds."""
-    source = entry.source
-    if source.startswith("tiny://"):
-        from limner.tiny import build_tiny
-
-        name = source.removeprefix("tiny://")
-        dest = models_dir / "tiny" / name
-        build_tiny(name, dest)
-        return dest, "tiny-" + folder_digest(dest)
-    if source.startswith("file://"):
-        path = Path(source.removeprefix("file://"))
-        if not (path / "model_index.json").is_file():
-            raise ModelUnavailable(f"{entry.id}: {path} is not a diffusers pipeline folder (no model_index.json)")
-        return path, "local-" + folder_digest(path)
-    repo = source.removeprefix("hf://")
-    try:
-        folder = DiffusionPipeline.download(repo, revision=entry.revision, variant=entry.variant)
-    except Exception as exc:
-        raise ModelUnavailable(
-            f"cannot get {repo} from the Hugging Face hub ({type(exc).__name__}: {str(exc)[:300]}). "
-            f"Download it where the hub is reachable (`hf download {repo}`) and copy the cache, "
-            f"or point the catalog entry's source at a local folder (file:///path)."
-        ) from exc
-    return Path(folder), Path(folder).name
-
-
-def folder_digest(path: Path) -> str:
-    """A short digest of a pipeline folder's configs: changes when the model does."""
-    digest = hashlib.sha256()
-    for config in sorted(path.rglob("*.json")):
-        digest.update(config.relative_to(path).as_posix().encode())
-        digest.update(config.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def resolve_dtype(name: str, device: str) -> torch.dtype:
-    if name == "auto":
-        return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
-    if name == "float16" and device == "cpu":
-        raise ModelUnavailable(
-            "runtime.dtype float16 needs a GPU; this worker runs on the CPU (use float32 or bfloat16 here)"
-        )
-    return DTYPES[name]
-
-
-def place(pipe: Any, entry: CatalogEntry, device: str) -> None:
-    """Move to the device, or set up offloading (which only means something with a GPU)."""
-    runtime = entry.runtime
-    if runtime.offload != "none" and device.startswith("cuda"):
-        if runtime.offload == "model":
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.enable_sequential_cpu_offload(device=device)
-    else:
-        if runtime.offload != "none":
-            log.info("%s: offload=%s has no effect on %s; running in place", entry.id, runtime.offload, device)
-        pipe.to(device)
-    vae = getattr(pipe, "vae", None)
-    if runtime.vae_tiling and vae is not None:
-        vae.enable_tiling()
-    if runtime.vae_slicing and vae is not None:
-        vae.enable_slicing()
-
-
-def pipeline_bytes(pipe: Any) -> int:
-    total = 0
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            total += sum(p.numel() * p.element_size() for p in component.parameters())
-            total += sum(b.numel() * b.element_size() for b in component.buffers())
-    return total
+def _download(repo: str, revision: str | None, variant: str | None) -> str:
+    """Only the files a diffusers pipeline needs (one weight variant, no duplicates)."""
+    folder: str = DiffusionPipeline.download(repo, revision=revision, variant=variant)
+    return folder
 
 
 def _is_text2image(pipe: Any) -> bool:

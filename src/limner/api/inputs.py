@@ -28,9 +28,13 @@ def store_file_inputs(parsed: TaskInput, entry: CatalogEntry, storage: Storage, 
     updates: dict[str, object] = {}
     image_size: tuple[int, int] | None = None
     limits = entry.limits
-    for name in sorted(parsed.file_fields):
+    for name, kind in sorted(parsed.file_fields.items()):
         value = getattr(parsed, name)
+        if value is None:
+            continue
         data = _read(value, name, storage, base, limits.max_input_bytes)
+        if kind not in ("image", "mask"):
+            raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
         checked = check_image(data, name, max_bytes=limits.max_input_bytes, max_pixels=limits.max_input_pixels)
         key = f"inputs/{checked.digest}.{checked.extension}"
         if not storage.exists(key):

@@ -41,8 +41,9 @@ class TaskInput(BaseModel):
 
     # Fields that may differ between jobs that share one batch.
     per_item_fields: ClassVar[frozenset[str]] = frozenset()
-    # Fields that hold files (data URIs or URLs on the way in, storage references after).
-    file_fields: ClassVar[frozenset[str]] = frozenset()
+    # Fields that hold files, by kind ("image", "mask", "audio"): data URIs or URLs on the way
+    # in, storage references once the API has checked and stored them.
+    file_fields: ClassVar[dict[str, str]] = {}
 
     def check_limits(self, limits: Limits) -> None:
         """Raise LimitExceeded naming the first field over one of ``limits``."""

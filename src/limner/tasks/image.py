@@ -96,7 +96,7 @@ class TextToImageInput(_Generation):
 
 class ImageToImageInput(_Generation):
     per_item_fields: ClassVar[frozenset[str]] = _Generation.per_item_fields | {"image"}
-    file_fields: ClassVar[frozenset[str]] = frozenset({"image"})
+    file_fields: ClassVar[dict[str, str]] = {"image": "image"}
 
     image: str = Field(description="The starting image: a data: URI, or a URL of a file this server holds.")
     strength: float = Field(
@@ -112,7 +112,7 @@ class ImageToImageInput(_Generation):
 
 class InpaintingInput(ImageToImageInput):
     per_item_fields: ClassVar[frozenset[str]] = ImageToImageInput.per_item_fields | {"mask_image"}
-    file_fields: ClassVar[frozenset[str]] = frozenset({"image", "mask_image"})
+    file_fields: ClassVar[dict[str, str]] = {"image": "image", "mask_image": "mask"}
 
     mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
     strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")

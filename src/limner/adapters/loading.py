@@ -1,0 +1,137 @@
+"""Loading steps every family shares: where the weights are, which dtype, which placement.
+
+Sources: ``tiny://name`` (built offline on first use, see ``limner.tiny``), ``file:///path``
+(a local folder), ``hf://owner/repo`` (the Hugging Face hub or its local cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from limner.catalog.entry import CatalogEntry
+from limner.errors import ModelUnavailable
+
+log = logging.getLogger("limner.adapters.loading")
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Downloads a hub repo and returns its local folder: (repo, revision, variant) -> path.
+Downloader = Callable[[str, str | None, str | None], str]
+
+
+def hub_snapshot(repo: str, revision: str | None, _variant: str | None) -> str:
+    """The default downloader: the whole repo snapshot (for transformers and other runtimes)."""
+    from huggingface_hub import snapshot_download
+
+    folder: str = snapshot_download(repo, revision=revision)
+    return folder
+
+
+def resolve_source(
+    entry: CatalogEntry, models_dir: Path, *, download: Downloader = hub_snapshot, marker: str = "model_index.json"
+) -> tuple[Path, str]:
+    """A local folder for the entry's source, and the revision it holds.
+
+    ``marker`` is a file a usable local folder must contain (``model_index.json`` for a
+    diffusers pipeline, ``config.json`` for a transformers model).
+    """
+    source = entry.source
+    if source.startswith("tiny://"):
+        from limner.tiny import build_tiny
+
+        name = source.removeprefix("tiny://")
+        dest = models_dir / "tiny" / name
+        build_tiny(name, dest)
+        return dest, "tiny-" + folder_digest(dest)
+    if source.startswith("file://"):
+        path = Path(source.removeprefix("file://"))
+        if not (path / marker).is_file():
+            raise ModelUnavailable(f"{entry.id}: {path} is not a model folder (no {marker})")
+        return path, "local-" + folder_digest(path)
+    repo = source.removeprefix("hf://")
+    try:
+        folder = download(repo, entry.revision, entry.variant)
+    except Exception as exc:
+        raise ModelUnavailable(
+            f"cannot get {repo} from the Hugging Face hub ({type(exc).__name__}: {str(exc)[:300]}). "
+            f"Download it where the hub is reachable (`hf download {repo}`) and copy the cache, "
+            f"or point the catalog entry's source at a local folder (file:///path)."
+        ) from exc
+    return Path(folder), Path(folder).name
+
+
+def folder_digest(path: Path) -> str:
+    """A short digest of a model folder's configs: changes when the model does."""
+    digest = hashlib.sha256()
+    for config in sorted(path.rglob("*.json")):
+        digest.update(config.relative_to(path).as_posix().encode())
+        digest.update(config.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """``auto`` is half precision on a GPU and float32 on the CPU; float16 on a CPU is refused."""
+    if name == "auto":
+        return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
+    if name == "float16" and device == "cpu":
+        raise ModelUnavailable(
+            "runtime.dtype float16 needs a GPU; this worker runs on the CPU (use float32 or bfloat16 here)"
+        )
+    return DTYPES[name]
+
+
+def place(pipe: Any, entry: CatalogEntry, device: str) -> None:
+    """Move a diffusers pipeline to the device, or set up offloading (GPU only), and apply
+    the VAE levers."""
+    runtime = entry.runtime
+    if runtime.offload != "none" and device.startswith("cuda"):
+        if runtime.offload == "model":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        if runtime.offload != "none":
+            log.info("%s: offload=%s has no effect on %s; running in place", entry.id, runtime.offload, device)
+        pipe.to(device)
+    vae = getattr(pipe, "vae", None)
+    if runtime.vae_tiling and vae is not None:
+        vae.enable_tiling()
+    if runtime.vae_slicing and vae is not None:
+        vae.enable_slicing()
+
+
+def module_bytes(*modules: Any) -> int:
+    """Parameter and buffer bytes of torch modules (what residency budgets count)."""
+    total = 0
+    for module in modules:
+        if isinstance(module, torch.nn.Module):
+            total += sum(p.numel() * p.element_size() for p in module.parameters())
+            total += sum(b.numel() * b.element_size() for b in module.buffers())
+    return total
+
+
+def pipeline_bytes(pipe: Any) -> int:
+    return module_bytes(*pipe.components.values())
+
+
+def release(device: str) -> None:
+    """Give freed device memory back after an unload."""
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def quiet_runtimes() -> None:
+    """Silence the runtimes' progress bars and load chatter: a worker would print them for
+    every load and call, and limner reports progress itself."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
