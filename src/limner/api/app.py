@@ -10,7 +10,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from limner import __version__
-from limner.api import errors, routes_catalog, routes_files, routes_health, routes_queue, routes_requests, routes_run
+from limner.api import (
+    errors,
+    routes_catalog,
+    routes_files,
+    routes_health,
+    routes_queue,
+    routes_requests,
+    routes_run,
+    routes_workers,
+)
 from limner.api.bodylimit import BodyLimit
 from limner.api.context import ApiContext
 from limner.api.submitter import Submitter
@@ -80,7 +89,15 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
     )
     app.state.limner = ctx
     errors.install(app)
-    for module in (routes_queue, routes_run, routes_catalog, routes_requests, routes_files, routes_health):
+    for module in (
+        routes_queue,
+        routes_run,
+        routes_catalog,
+        routes_requests,
+        routes_workers,
+        routes_files,
+        routes_health,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from limner.adapters import FAMILIES
+from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -78,7 +79,10 @@ class CatalogEntry(BaseModel):
             parsed = model.model_validate({**placeholders, **self.defaults})
         except ValidationError as exc:
             raise ValueError(f"defaults do not fit the {self.task} schema: {exc}") from exc
-        parsed.check_limits(self.limits)
+        try:
+            parsed.check_limits(self.limits)
+        except LimitExceeded as exc:
+            raise ValueError(f"defaults break the entry's own limits: {exc.message}") from exc
 
     @property
     def owner(self) -> str:

@@ -89,7 +89,13 @@ def check_image(data: bytes, field_name: str, *, max_bytes: int, max_pixels: int
         with Image.open(io.BytesIO(data)) as probe:
             fmt = probe.format or ""
             width, height = probe.size
-    except (OSError, Image.DecompressionBombError, ValueError) as exc:
+    except Image.DecompressionBombError:
+        # PIL refuses headers claiming more than twice its own ceiling before we see the size.
+        raise LimitExceeded(
+            f"{field_name} claims more pixels than this model's limit of {max_pixels} (limits.max_input_pixels)",
+            loc=("body", field_name),
+        ) from None
+    except (OSError, ValueError) as exc:
         raise InvalidInput(f"{field_name} is not a readable image: {exc}", loc=("body", field_name)) from None
     if fmt not in ACCEPTED_INPUT_FORMATS:
         raise InvalidInput(f"{field_name} must be PNG, JPEG or WebP, not {fmt or 'unknown'}", loc=("body", field_name))

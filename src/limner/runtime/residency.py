@@ -30,24 +30,28 @@ class Residency:
         self._adapter_for = adapter_for
         self._load = load
         self._models: OrderedDict[str, tuple[Adapter, LoadedModel]] = OrderedDict()
-        self._lock = threading.Lock()
+        # Loads are serialized by _load_lock; _state guards the table only briefly, so the
+        # heartbeat can list resident models while a long load is under way.
+        self._load_lock = threading.Lock()
+        self._state = threading.Lock()
         self.loads = 0
         self.evictions = 0
 
     def get(self, entry: CatalogEntry) -> LoadedModel:
         key = entry.residency_key
-        with self._lock:
-            if key in self._models:
-                self._models.move_to_end(key)
-                return self._models[key][1]
-            estimate = (entry.runtime.memory_mb or 0) * MB
-            self._evict_for(estimate)
+        with self._load_lock:
+            with self._state:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key][1]
+                self._evict_for((entry.runtime.memory_mb or 0) * MB)
             adapter = self._adapter_for(entry.family)
             loaded = self._load(adapter, entry)
-            self._models[key] = (adapter, loaded)
-            self.loads += 1
-            # The estimate may have been low: make room again, keeping the model just loaded.
-            self._evict_for(0, keep=1)
+            with self._state:
+                self._models[key] = (adapter, loaded)
+                self.loads += 1
+                # The estimate may have been low: make room again, keeping the model just loaded.
+                self._evict_for(0, keep=1)
             return loaded
 
     def _evict_for(self, incoming: int, keep: int = 0) -> None:
@@ -59,7 +63,7 @@ class Residency:
         gc.collect()
 
     def clear(self) -> None:
-        with self._lock:
+        with self._state:
             self._evict_for(self.budget_bytes + 1)
 
     @property
@@ -67,5 +71,5 @@ class Residency:
         return sum(loaded.size_bytes for _, loaded in self._models.values())
 
     def keys(self) -> list[str]:
-        with self._lock:
+        with self._state:
             return list(self._models)

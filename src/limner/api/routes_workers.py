@@ -1,0 +1,22 @@
+"""``GET /v1/workers``: the workers attached to this store, what they hold and what they run."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from limner.api.context import ApiContext, get_ctx
+
+router = APIRouter(tags=["workers"])
+
+
+@router.get("/v1/workers")
+async def list_workers(ctx: Annotated[ApiContext, Depends(get_ctx)]) -> dict[str, Any]:
+    window = max(3 * min(ctx.settings.heartbeat_s, ctx.settings.lease_s / 3), 1.0)
+    workers = await run_in_threadpool(ctx.workers.active, window)
+    now = time.time()
+    return {"workers": [{**dataclasses.asdict(w), "heartbeat_age_s": round(now - w.heartbeat_at, 3)} for w in workers]}

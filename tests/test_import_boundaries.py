@@ -1,0 +1,21 @@
+"""The API and client processes never import torch (it lives in workers only)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_api_client_and_cli_do_not_import_torch(tmp_path: object) -> None:
+    code = f"""
+import sys
+from limner.settings import load_settings
+from limner.api.app import create_app
+import limner.client, limner.cli.main, limner.tiny, limner.catalog, limner.adapters
+app = create_app(load_settings(home={str(tmp_path)!r}))
+heavy = sorted(m for m in ("torch", "diffusers", "transformers", "accelerate") if m in sys.modules)
+print(",".join(heavy) or "none")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"
