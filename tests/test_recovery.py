@@ -5,7 +5,10 @@ Each test runs its own API and worker processes on its own store, because it kil
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,7 +116,45 @@ def test_serve_starts_and_supervises_its_workers(catalogs: tuple[Path, Path]) ->
         with httpx.Client(base_url=base, timeout=30) as http:
             handle = submit(http, "limner/tiny-flux", {"prompt": "served", "seed": 1})
             assert wait_done(http, "limner/tiny-flux", handle["request_id"])["state"] == "succeeded"
+        workers = [
+            int(line.split("pid ")[1].rstrip(")")) for line in proc.output().splitlines() if "started worker" in line
+        ]
+        assert workers
     finally:
         proc.stop()
     assert not proc.alive()
-    assert "started worker 0" in proc.output()
+    # Its workers stop with it.
+    for pid in workers:
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid)
+
+
+def test_a_killed_server_leaves_no_orphan_workers(catalogs: tuple[Path, Path]) -> None:
+    home = Path(tempfile.mkdtemp(prefix="limner-serve-kill-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = Proc(
+        ["serve", "--workers", "1", "--port", str(port), "--catalog", str(catalogs[0])],
+        child_env(home),
+        home / "serve.log",
+    )
+    wait_http(f"{base}/healthz", proc)
+    wait_workers(base, 1)
+    worker_pid = httpx.get(f"{base}/v1/workers").json()["workers"][0]["pid"]
+    os.kill(proc.pid, signal.SIGKILL)  # only the server, not its process group
+    proc.popen.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while _running(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(worker_pid)
+    proc.stop()
+
+
+def _running(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "zombie" not in status.read_text()
+    except FileNotFoundError:
+        return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -65,7 +65,11 @@ async def _reaper(ctx: ApiContext) -> None:
             log.warning("reaper could not reach the store: %s", exc)
 
 
-def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, catalog: Catalog | None = None, *, on_stop: Callable[[], None] | None = None
+) -> FastAPI:
+    """The API. ``on_stop`` runs when the server shuts down (``limner serve`` stops its workers
+    there: uvicorn re-raises SIGTERM once it has shut down, so code after it never runs)."""
     ctx = build_context(settings, catalog)
 
     @asynccontextmanager
@@ -76,6 +80,8 @@ def create_app(settings: Settings, catalog: Catalog | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if on_stop is not None:
+                await asyncio.to_thread(on_stop)
             reaper.cancel()
             await ctx.submitter.stop()
             await ctx.watcher.stop()

@@ -54,8 +54,8 @@ def serve(
         host=host, port=port, workers=workers, home=home, store=store, storage=storage, catalog=catalog
     )
     settings.home.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings)  # runs migrations before any worker starts
     supervisor = Supervisor(settings, settings.workers)
+    app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
     supervisor.start()
     typer.echo(
         f"limner on http://{settings.host}:{settings.port} — {settings.workers} worker(s), "
@@ -81,6 +81,7 @@ def worker(
     # transformers warns about optional vision backends at import time; limner logs its own.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from limner.catalog import load_catalog
+    from limner.runtime.supervisor import stop_with_supervisor
     from limner.runtime.worker import Worker
 
     _logging()
@@ -95,4 +96,5 @@ def worker(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    stop_with_supervisor()
     runner.serve()

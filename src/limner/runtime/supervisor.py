@@ -6,7 +6,9 @@ imports torch and a model that crashes its process takes no API down with it.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import time
 from limner.settings import Settings, child_env
 
 log = logging.getLogger("limner.supervisor")
+PARENT_ENV = "LIMNER_SUPERVISOR_PID"
 
 
 class Supervisor:
@@ -34,6 +37,7 @@ class Supervisor:
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = child_env(self.settings)
+        env[PARENT_ENV] = str(os.getpid())
         proc = subprocess.Popen([sys.executable, "-m", "limner", "worker"], env=env)
         log.info("started worker %d (pid %d)", index, proc.pid)
         return proc
@@ -68,3 +72,15 @@ class Supervisor:
                 log.warning("worker pid %d did not stop in %.0f s; killing it", proc.pid, self.grace_s)
                 proc.kill()
                 proc.wait()
+
+
+def stop_with_supervisor() -> None:
+    """In a worker that `limner serve` started: ask Linux to SIGTERM it when the supervisor
+    dies, so a killed server leaves no orphan workers (they finish their batch and stop)."""
+    expected = os.environ.get(PARENT_ENV)
+    if not expected or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if str(os.getppid()) != expected:  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -1,0 +1,101 @@
+"""What the benchmarks share: a limner server in a subprocess, percentiles, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """``limner serve`` on a fresh home; stopped (with its workers) on exit."""
+
+    def __init__(self, *, workers: int, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="limner-bench-"))
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "LIMNER_HOME": str(self.home), "HF_HUB_OFFLINE": "1", **(env or {})}
+        self.log = open(self.home / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "limner", "serve", "--workers", str(workers), "--port", str(self.port), *args],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers = workers
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                body = httpx.get(f"{self.base}/readyz", timeout=2).json()
+                if body.get("workers", 0) >= self.workers:
+                    return
+            except (httpx.TransportError, ValueError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.home / "serve.log").read_text()[-3000:])
+            time.sleep(0.2)
+        raise TimeoutError("server not ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    body = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        **payload,
+    }
+    path.write_text(json.dumps(body, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
