@@ -23,6 +23,13 @@ models:
     defaults: {width: 64, height: 64, num_inference_steps: 4, guidance_scale: 5.0}
     limits: {max_width: 256, max_height: 256, max_steps: 5000, max_outputs: 2}
     runtime: {dtype: float32, max_batch_size: 1, memory_mb: 64}
+  - id: test/faults
+    task: text-to-image
+    family: faults
+    source: builtin://faults
+    title: Fails on request (see limner.adapters.faults)
+    defaults: {width: 64, height: 64, num_inference_steps: 1}
+    runtime: {timeout_s: 4, max_attempts: 2}
   - id: test/offline-hub
     task: text-to-image
     family: diffusers-image

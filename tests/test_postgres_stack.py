@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -31,11 +33,13 @@ def test_api_and_workers_on_postgres(postgres: Postgres, catalogs: tuple[Path, P
                 assert len(workers) == 2 and all(w["device"] == "cpu" for w in workers)
                 holder = next((w for w in workers if slow["request_id"] in w["current_jobs"]), None)
             assert "test/slow-sd" in holder["models"]
-            victim = next(p for p in stack.procs if p.pid == holder["pid"])
-            victim.kill()
+            os.kill(holder["pid"], signal.SIGKILL)  # the worker process itself, not its supervisor
             final = wait_done(http, "test/slow-sd", slow["request_id"], timeout=180)
             assert final["state"] == "succeeded" and final["attempts"] == 2
             assert result(http, "test/slow-sd", slow["request_id"])["images"]
-            assert len(http.get("/v1/workers").json()["workers"]) == 1
+            # Its supervisor replaced it: two workers again, one of them new.
+            wait_workers(stack.base, 2)
+            pids = {w["pid"] for w in http.get("/v1/workers").json()["workers"]}
+            assert holder["pid"] not in pids
     finally:
         stack.close()

@@ -90,14 +90,16 @@ class ModelUnavailable(LimnerError):
 
 
 class ModelError(LimnerError):
-    """The model raised while running."""
+    """The model raised while running. Not retried: the same input would raise again."""
 
     status_code = 500
     error_type = "model_error"
-    retryable = True
 
 
 class OutOfMemory(LimnerError):
+    """Retried (within the job's attempts): the worker frees its models first, and another
+    worker may have room."""
+
     status_code = 507
     error_type = "out_of_memory"
     retryable = True

@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     lease_s: float = Field(default=30.0, gt=0)
     heartbeat_s: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
-    job_timeout_s: float = Field(default=1800.0, gt=0, description="A running job is failed after this.")
+    job_timeout_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A batch running longer fails with error_type timeout (entries may set their own).",
+    )
     idle_poll_s: float = Field(default=0.05, gt=0)
     affinity_s: float = Field(
         default=10.0,

@@ -31,6 +31,7 @@ FAMILIES: Final = MappingProxyType(
                 "limner.adapters.diffusers_image",
                 frozenset({"text-to-image", "image-to-image", "inpainting"}),
             ),
+            Family("faults", "limner.adapters.faults", frozenset({"text-to-image"})),
         )
     }
 )

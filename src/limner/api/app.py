@@ -60,7 +60,6 @@ async def _reaper(ctx: ApiContext) -> None:
         await asyncio.sleep(interval)
         try:
             await asyncio.to_thread(ctx.queue.reap)
-            await asyncio.to_thread(ctx.queue.fail_timed_out, ctx.settings.job_timeout_s)
         except Exception as exc:
             log.warning("reaper could not reach the store: %s", exc)
 

@@ -12,7 +12,7 @@ from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-SOURCE_SCHEMES = ("hf://", "file://", "tiny://")
+SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "builtin://")
 
 
 class RuntimeOptions(BaseModel):
@@ -28,6 +28,7 @@ class RuntimeOptions(BaseModel):
     batch_wait_ms: int = Field(default=0, ge=0, le=10_000, description="How long to wait to fill a batch.")
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    timeout_s: float | None = Field(default=None, gt=0, description="A batch running longer fails as timeout.")
 
 
 class CatalogEntry(BaseModel):
@@ -36,7 +37,7 @@ class CatalogEntry(BaseModel):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     task: str
     family: str
-    source: str = Field(description="hf://owner/repo, file:///path or tiny://name")
+    source: str = Field(description="hf://owner/repo, file:///path, tiny://name or builtin://name")
     revision: str | None = None
     variant: str | None = Field(default=None, description="Weight file variant, e.g. fp16.")
     title: str = ""
@@ -100,7 +101,9 @@ class CatalogEntry(BaseModel):
             "source": self.source,
             "revision": self.revision,
             "variant": self.variant,
-            "runtime": self.runtime.model_dump(exclude={"max_batch_size", "batch_wait_ms", "max_attempts"}),
+            "runtime": self.runtime.model_dump(
+                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s"}
+            ),
         }
         return json.dumps(parts, sort_keys=True)
 

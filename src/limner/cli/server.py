@@ -76,18 +76,39 @@ def worker(
     memory_budget_mb: Annotated[
         int | None, typer.Option("--memory-budget-mb", help="LIMNER_MEMORY_BUDGET_MB; 0 = auto.")
     ] = None,
+    processes: Annotated[int, typer.Option("--processes", help="Worker processes to run and supervise.")] = 1,
+    child: Annotated[bool, typer.Option("--child", hidden=True, help="Run one worker in this process.")] = False,
 ) -> None:
-    """Run one worker against a job store (alone, or spawned by `limner serve`)."""
+    """Run workers against a job store, supervised: a worker that dies, hangs past its
+    timeout or wedges is replaced (`limner serve` does the same for the workers it starts)."""
+    settings = _settings(
+        home=home, store=store, storage=storage, catalog=catalog, device=device, memory_budget_mb=memory_budget_mb
+    )
+    _logging()
+    if child:
+        _run_worker(settings)
+        return
+    from limner.runtime.supervisor import Supervisor
+
+    supervisor = Supervisor(settings, processes)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("limner.supervisor").info("signal %d: stopping the workers", signum)
+        supervisor.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.start()
+    supervisor.wait()
+
+
+def _run_worker(settings: Settings) -> None:
     # transformers warns about optional vision backends at import time; limner logs its own.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from limner.catalog import load_catalog
     from limner.runtime.supervisor import stop_with_supervisor
     from limner.runtime.worker import Worker
 
-    _logging()
-    settings = _settings(
-        home=home, store=store, storage=storage, catalog=catalog, device=device, memory_budget_mb=memory_budget_mb
-    )
     runner = Worker(settings, load_catalog(settings.catalog))
 
     def stop(signum: int, _frame: FrameType | None) -> None:

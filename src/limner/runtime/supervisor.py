@@ -1,7 +1,10 @@
-"""Worker processes for ``limner serve``: start N, restart any that die, stop them on exit.
+"""Worker processes: start N, replace any that die or wedge, stop them all on exit.
 
-Workers are separate processes (``python -m limner worker``) so the API process never
-imports torch and a model that crashes its process takes no API down with it.
+Both `limner serve` (API + workers) and `limner worker` (workers alone, e.g. on a GPU
+machine) run their workers as children of a small torch-free parent like this one. A child
+that exits (a crash, the OOM killer, a model that hung past its timeout) is replaced; so is
+one whose heartbeat in the store went stale while its process lives on (wedged in native
+code with the interpreter lock held).
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 from limner.settings import Settings, child_env
+from limner.store.engine import make_engines
+from limner.store.workers import WorkerRegistry
 
 log = logging.getLogger("limner.supervisor")
 PARENT_ENV = "LIMNER_SUPERVISOR_PID"
+CHILD_COMMAND = ("worker", "--child")
 
 
 class Supervisor:
@@ -28,35 +35,69 @@ class Supervisor:
         self.grace_s = grace_s
         self.procs: list[subprocess.Popen[bytes]] = []
         self.restarts = 0
+        self._started: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
 
     def start(self) -> None:
+        if self.count == 0:
+            return
         self.procs = [self._spawn(i) for i in range(self.count)]
+        self._started = [time.monotonic()] * self.count
         self._thread.start()
+
+    def wait(self) -> None:
+        """Block until stop() (for `limner worker`, whose main thread has nothing else to do)."""
+        while not self._stop.wait(1.0):
+            pass
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = child_env(self.settings)
         env[PARENT_ENV] = str(os.getpid())
-        proc = subprocess.Popen([sys.executable, "-m", "limner", "worker"], env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "limner", *CHILD_COMMAND], env=env)
         log.info("started worker %d (pid %d)", index, proc.pid)
         return proc
 
     def _watch(self) -> None:
         backoff = [1.0] * self.count
-        while not self._stop.wait(1.0):
-            for index, proc in enumerate(self.procs):
-                code = proc.poll()
-                if code is None or self._stop.is_set():
-                    continue
-                log.warning(
-                    "worker %d (pid %d) exited with %s; restarting in %.0f s", index, proc.pid, code, backoff[index]
-                )
-                if self._stop.wait(backoff[index]):
-                    return
-                backoff[index] = min(backoff[index] * 2, 30.0)
-                self.procs[index] = self._spawn(index)
-                self.restarts += 1
+        engines = make_engines(self.settings.store)
+        registry = WorkerRegistry(engines)
+        try:
+            while not self._stop.wait(1.0):
+                stale = self._stale_pids(registry)
+                for index, proc in enumerate(self.procs):
+                    if proc.pid in stale and proc.poll() is None:
+                        log.error("worker %d (pid %d) stopped sending heartbeats; killing it", index, proc.pid)
+                        proc.kill()
+                        proc.wait()
+                    code = proc.poll()
+                    if code is None or self._stop.is_set():
+                        if code is None and time.monotonic() - self._started[index] > 60:
+                            backoff[index] = 1.0  # it has run well for a while
+                        continue
+                    log.warning(
+                        "worker %d (pid %d) exited with %s; restarting in %.0f s", index, proc.pid, code, backoff[index]
+                    )
+                    if self._stop.wait(backoff[index]):
+                        return
+                    backoff[index] = min(backoff[index] * 2, 30.0)
+                    self.procs[index] = self._spawn(index)
+                    self._started[index] = time.monotonic()
+                    self.restarts += 1
+        finally:
+            engines.dispose()
+
+    def _stale_pids(self, registry: WorkerRegistry) -> set[int]:
+        """Children of ours whose last heartbeat is older than two leases."""
+        try:
+            rows = registry.active(within_s=365 * 86400)
+        except Exception as exc:  # the store is down: nobody's heartbeat can be judged
+            log.warning("cannot read worker heartbeats: %s", exc)
+            return set()
+        host = socket.gethostname()
+        cutoff = time.time() - 2 * self.settings.lease_s
+        ours = {p.pid for p in self.procs}
+        return {w.pid for w in rows if w.hostname == host and w.pid in ours and w.heartbeat_at < cutoff}
 
     def stop(self) -> None:
         """SIGTERM every worker (each finishes its batch), then SIGKILL stragglers."""
@@ -75,8 +116,8 @@ class Supervisor:
 
 
 def stop_with_supervisor() -> None:
-    """In a worker that `limner serve` started: ask Linux to SIGTERM it when the supervisor
-    dies, so a killed server leaves no orphan workers (they finish their batch and stop)."""
+    """In a worker that a supervisor started: ask Linux to SIGTERM it when the supervisor
+    dies, so a killed parent leaves no orphan workers (they finish their batch and stop)."""
     expected = os.environ.get(PARENT_ENV)
     if not expected or not sys.platform.startswith("linux"):
         return

@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -35,11 +36,28 @@ from limner.store.workers import WorkerRegistry
 from limner.tasks import TASKS
 
 log = logging.getLogger("limner.worker")
+# Exit status of a worker process that gave up on a hung model (its supervisor restarts it).
+EXIT_HUNG = 70
+
+
+def exit_hung() -> None:
+    """A model that overran its timeout cannot be interrupted from Python: the process goes,
+    and its supervisor starts a fresh one."""
+    logging.shutdown()
+    os._exit(EXIT_HUNG)
 
 
 class Worker:
-    def __init__(self, settings: Settings, catalog: Catalog, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        *,
+        worker_id: str | None = None,
+        on_hung: Callable[[], None] = exit_hung,
+    ) -> None:
         self.settings = settings
+        self.on_hung = on_hung
         self.catalog = catalog
         self.engines = make_engines(settings.store)
         upgrade(self.engines)
@@ -54,6 +72,7 @@ class Worker:
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
         self._current: BatchContext | None = None
+        self._deadline = 0.0  # monotonic time by which the current batch must finish
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -124,6 +143,7 @@ class Worker:
 
     def process(self, entry: CatalogEntry, jobs: list[Job]) -> None:
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
+        self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
         self._current = ctx
         times: dict[str, float] = {"start": time.time()}
         try:
@@ -247,12 +267,23 @@ class Worker:
                 if ctx and lost:
                     ctx.mark_lost(lost)
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live)
+                if ctx is not None and live and time.monotonic() > self._deadline:
+                    self._give_up(ctx)
                 if time.time() - last_reap > self.settings.lease_s / 2:
                     self.queue.reap()
-                    self.queue.fail_timed_out(self.settings.job_timeout_s)
                     last_reap = time.time()
             except DBAPIError as exc:
                 log.warning("heartbeat failed: %s", exc.__class__.__name__)
+
+    def _give_up(self, ctx: BatchContext) -> None:
+        """The batch overran its timeout: fail its jobs as timeouts, then recover (by default
+        the process exits and its supervisor replaces it: a hung model cannot be stopped)."""
+        live = ctx.live()
+        log.error("batch of %d job(s) overran its timeout; failing them and restarting", len(live))
+        for job_id in live:
+            self.queue.fail(self.id, job_id, "timeout", "the model ran past its timeout", retry=False)
+        ctx.mark_lost(set(live))
+        self.on_hung()
 
 
 def classify(exc: BaseException) -> LimnerError:

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from limner.errors import IdempotencyConflict
 from limner.store.engine import Engines
+from limner.store.notify import notify
 from limner.store.records import Job, LogLine, NewJob, Submitted
 from limner.store.schema import job_events, jobs
 from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, rank_for
@@ -129,6 +130,7 @@ class JobStore:
             ).rowcount
             if done:
                 self._log(conn, job_id, "info", "api", "canceled while queued")
+                notify(conn, [job_id])
                 return "CANCELLATION_REQUESTED"
             flagged = conn.execute(
                 update(jobs)
@@ -137,6 +139,7 @@ class JobStore:
             ).rowcount
             if flagged:
                 self._log(conn, job_id, "info", "api", "cancellation requested")
+                notify(conn, [job_id])
                 return "CANCELLATION_REQUESTED"
             status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
         if status is None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from limner.store.engine import Engines
+from limner.store.notify import notify
 from limner.store.records import Job
 from limner.store.schema import job_events, jobs
 from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED
@@ -98,6 +99,7 @@ class WorkQueue:
             claimed = [Job.from_row(r) for r in conn.execute(stmt)]
             for job in claimed:
                 _log(conn, job.id, "info", "worker", f"claimed by {worker_id} (attempt {job.attempts})", now)
+            notify(conn, [j.id for j in claimed])
         claimed.sort(key=lambda j: j.rank)
         return claimed
 
@@ -129,6 +131,8 @@ class WorkQueue:
                 .values(progress=progress, lease_expires_at=now + self.lease_s, updated_at=now)
                 .returning(jobs.c.cancel_requested)
             ).first()
+            if row is not None:
+                notify(conn, [job_id])
         if row is None:
             return Lease(held=False, cancel_requested=False)
         return Lease(held=True, cancel_requested=bool(row.cancel_requested))
@@ -194,6 +198,7 @@ class WorkQueue:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
             note = "will retry" if requeue else "failed"
             _log(conn, job_id, "error", "worker", f"{error_type}: {message} ({note})", now)
+            notify(conn, [job_id])
         return QUEUED if requeue else FAILED
 
     def _finish(self, worker_id: str, job_id: str, note: str, values: dict[str, Any]) -> bool:
@@ -205,6 +210,7 @@ class WorkQueue:
             ).rowcount
             if done:
                 _log(conn, job_id, "info", "worker", note, time.time())
+                notify(conn, [job_id])
         return bool(done)
 
     # -- recovery --------------------------------------------------------------------------
@@ -278,33 +284,8 @@ class WorkQueue:
             for job_id in requeued:
                 _log(conn, job_id, "warning", "reaper", "worker lost; job returned to the queue", now)
             touched = [*canceled, *lost, *requeued]
+            notify(conn, touched)
         return touched
-
-    def fail_timed_out(self, timeout_s: float) -> list[str]:
-        """Fail running jobs that started more than ``timeout_s`` ago."""
-        now = time.time()
-        with self.engines.write.begin() as conn:
-            ids = (
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.status == RUNNING, jobs.c.started_at < now - timeout_s)
-                    .values(
-                        status=FAILED,
-                        error_type="timeout",
-                        finished_at=now,
-                        updated_at=now,
-                        error=f"the job ran longer than {timeout_s:g} s",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                    )
-                    .returning(jobs.c.id)
-                )
-                .scalars()
-                .all()
-            )
-            for job_id in ids:
-                _log(conn, job_id, "error", "reaper", f"timed out after {timeout_s:g} s", now)
-        return list(ids)
 
 
 def _log(conn: Connection, job_id: str, level: str, source: str, message: str, ts: float) -> None:
