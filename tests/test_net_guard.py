@@ -210,5 +210,5 @@ def test_errors_of_the_remote_server(server: str) -> None:
         fetch(f"http://{server}/missing", allow=LOOPBACK_ALLOWED, max_bytes=1000, timeout_s=5)
     with pytest.raises(FetchFailed, match="gzip-encoded"):
         fetch(f"http://{server}/gzip", allow=LOOPBACK_ALLOWED, max_bytes=1000, timeout_s=5)
-    with pytest.raises(FetchFailed, match="did not answer within 0.5 s"):
+    with pytest.raises(FetchFailed, match=r"did not answer within 0\.5 s"):
         fetch(f"http://{server}/slow", allow=LOOPBACK_ALLOWED, max_bytes=10_000, timeout_s=0.5)

@@ -117,16 +117,16 @@ def diffusers_quantization(entry: CatalogEntry, folder: Path, dtype: torch.dtype
     """
     if entry.runtime.quantization == "none":
         return None
-    from diffusers import PipelineQuantizationConfig
+    from diffusers.quantizers.pipe_quant_config import PipelineQuantizationConfig
 
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     present = [n for n in NF4_COMPONENTS if isinstance(index.get(n), list) and index[n] and index[n][0] is not None]
     if not present:
         raise ModelUnavailable(f"{entry.id}: runtime.quantization nf4 found no denoiser or text encoder to quantize")
+    # diffusers annotates quant_kwargs without torch.dtype, though its own examples pass one.
+    quant_kwargs: dict[str, Any] = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype}
     return PipelineQuantizationConfig(
-        quant_backend="bitsandbytes_4bit",
-        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype},
-        components_to_quantize=present,
+        quant_backend="bitsandbytes_4bit", quant_kwargs=quant_kwargs, components_to_quantize=present
     )
 
 

@@ -43,7 +43,9 @@ class CheckedFile:
 
 def check_image_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
     checked = check_image(data, name, max_bytes=limits.max_input_bytes, max_pixels=limits.max_input_pixels)
-    return CheckedFile(checked.data, checked.extension, CONTENT_TYPES[checked.extension], (checked.width, checked.height))
+    return CheckedFile(
+        checked.data, checked.extension, CONTENT_TYPES[checked.extension], (checked.width, checked.height)
+    )
 
 
 # The check of each file kind a task schema names in ``file_fields``.

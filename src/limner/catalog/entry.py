@@ -32,7 +32,7 @@ class RuntimeOptions(BaseModel):
     vae_slicing: bool = Field(default=False, description="Decode a batch one image at a time.")
     quantization: Literal["none", "nf4"] = Field(
         default="none",
-        description="nf4: 4-bit NormalFloat weights through bitsandbytes (CUDA only) for the denoiser and text encoders.",
+        description="nf4: 4-bit NormalFloat denoiser and text encoders through bitsandbytes (CUDA only).",
     )
     max_batch_size: int = Field(default=1, ge=1, le=64, description="Jobs that may share one forward pass.")
     batch_wait_ms: int = Field(default=0, ge=0, le=10_000, description="How long to wait to fill a batch.")

@@ -29,7 +29,9 @@ Network = IPv4Network | IPv6Network
 Resolver = Callable[[str, int], list[IPAddress]]
 
 ALLOW_SETTING = "LIMNER_FETCH_ALLOW_HOSTS"
-HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$")
+HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,62}[a-z0-9_])?)*\.?$"
+)
 
 PRIVATE = tuple(ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
 CGNAT = ip_network("100.64.0.0/10")
