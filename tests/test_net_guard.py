@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
+from limner.api.inputs import store_file_inputs
+from limner.catalog import load_catalog
+from limner.catalog.inputs import parse_input
+from limner.errors import InvalidInput, LimitExceeded
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge, fetch
 from limner.net.guard import AllowList, IPAddress, Refused, classify, parse_allow_list, resolve_target
 from limner.settings import Settings
+from limner.storage import LocalStorage
+from limner.storage.base import key_of
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # bytes only: the fetcher does not look inside
+
+
+def real_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 48), (200, 30, 60)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+REAL_PNG = real_png()
 
 # address -> the start of the reason it is refused (None: public, allowed).
 ADDRESSES = [
@@ -129,6 +147,8 @@ class Handler(BaseHTTPRequestHandler):
         self.seen_hosts.append(self.headers.get("Host", ""))
         if self.path == "/image.png":
             self._send(200, PNG, {"Content-Type": "image/png", "Content-Length": str(len(PNG))})
+        elif self.path == "/real.png":
+            self._send(200, REAL_PNG, {"Content-Type": "image/png", "Content-Length": str(len(REAL_PNG))})
         elif self.path == "/redirect":
             self._send(302, b"", {"Location": "http://127.0.0.1/image.png", "Content-Length": "0"})
         elif self.path == "/big-declared":
@@ -212,3 +232,28 @@ def test_errors_of_the_remote_server(server: str) -> None:
         fetch(f"http://{server}/gzip", allow=LOOPBACK_ALLOWED, max_bytes=1000, timeout_s=5)
     with pytest.raises(FetchFailed, match=r"did not answer within 0\.5 s"):
         fetch(f"http://{server}/slow", allow=LOOPBACK_ALLOWED, max_bytes=10_000, timeout_s=0.5)
+
+
+def test_file_inputs_fetch_allowed_urls_and_store_them(server: str, tmp_path: Path) -> None:
+    """The API's input step with a policy allowing the loopback test server."""
+    entry = load_catalog().get("limner/tiny-sd-img2img")
+    storage = LocalStorage(tmp_path / "files")
+    base = "http://limner.test"
+    policy = FetchPolicy(LOOPBACK_ALLOWED, timeout_s=5)
+    parsed = parse_input(entry, {"prompt": "x", "image": f"http://{server}/real.png"})
+    stored = store_file_inputs(parsed, entry, storage, base, policy=policy)
+    key = key_of(stored.image)  # type: ignore[attr-defined]
+    assert key is not None and storage.get(key) == REAL_PNG
+    assert (stored.width, stored.height) == (80, 48)  # type: ignore[attr-defined]
+    # Without the allow-list entry, or for a body that is not an image, a 422 names the field.
+    with pytest.raises(InvalidInput, match=r"^image: http://127\.0\.0\.1:\d+/real\.png is 127\.0\.0\.1, a loopback"):
+        store_file_inputs(parsed, entry, storage, base, policy=FetchPolicy(AllowList(), timeout_s=5))
+    bad = parse_input(entry, {"prompt": "x", "image": f"http://{server}/big-declared"})
+    with pytest.raises(InvalidInput, match="image is not a readable image"):
+        store_file_inputs(bad, entry, storage, base, policy=policy)
+    redirect = parse_input(entry, {"prompt": "x", "image": f"http://{server}/redirect"})
+    with pytest.raises(InvalidInput, match=r"^image: .*a redirect"):
+        store_file_inputs(redirect, entry, storage, base, policy=policy)
+    small = entry.model_copy(update={"limits": entry.limits.model_copy(update={"max_input_bytes": 100})})
+    with pytest.raises(LimitExceeded, match=r"over this model's limit of 100 bytes \(limits\.max_input_bytes\)"):
+        store_file_inputs(parsed, small, storage, base, policy=policy)
