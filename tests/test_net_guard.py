@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -257,3 +259,40 @@ def test_file_inputs_fetch_allowed_urls_and_store_them(server: str, tmp_path: Pa
     small = entry.model_copy(update={"limits": entry.limits.model_copy(update={"max_input_bytes": 100})})
     with pytest.raises(LimitExceeded, match=r"over this model's limit of 100 bytes \(limits\.max_input_bytes\)"):
         store_file_inputs(parsed, small, storage, base, policy=policy)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server on 127.0.0.1 whose certificate names only ``images.test`` (no IP)."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=images.test",
+         "-addext", "subjectAltName=DNS:images.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1], cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_https_keeps_the_name_for_sni_and_certificate_checks(
+    tls_server: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+
+    def to_loopback(_host: str, _port: int) -> list[IPAddress]:
+        return [ip_address("127.0.0.1")]
+
+    policy = FetchPolicy(LOOPBACK_ALLOWED, timeout_s=5, resolver=to_loopback)
+    # Connected to 127.0.0.1, verified as images.test: the certificate has no IP in it.
+    assert policy.fetch(f"https://images.test:{port}/real.png", max_bytes=10_000).data == REAL_PNG
+    with pytest.raises(FetchFailed, match="CERTIFICATE_VERIFY_FAILED"):  # another name: no match
+        policy.fetch(f"https://other.test:{port}/real.png", max_bytes=10_000)

@@ -54,7 +54,11 @@ def fetch(
     target = resolve_target(url, allow, resolver)
     deadline = time.monotonic() + timeout_s
     # trust_env=False: a proxy from the environment would connect by name and undo the pinning.
-    with httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False) as client:
+    # The CA bundle still follows SSL_CERT_FILE / SSL_CERT_DIR, as it would with trust_env.
+    verify = httpx.create_ssl_context(trust_env=True)
+    with httpx.Client(
+        timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False, verify=verify
+    ) as client:
         request = target.request(
             client,
             "GET",
