@@ -37,6 +37,35 @@ models:
     title: A hub model this machine cannot reach
     defaults: {width: 64, height: 64, num_inference_steps: 2}
     runtime: {dtype: float32}
+  - id: test/small-inputs-img2img
+    task: image-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: Image to image with a small input-file limit
+    defaults: {num_inference_steps: 2}
+    limits: {max_input_bytes: 100000, max_input_pixels: 65536}
+    runtime: {dtype: float32, memory_mb: 64}
+  - id: test/nf4-sd
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: 4-bit NF4 weights, which need bitsandbytes and a CUDA GPU
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    runtime: {quantization: nf4, offload: model}
+  - id: test/fp16-sd
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: float16 weights, which a CPU worker refuses
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    runtime: {dtype: float16}
+  - id: test/bf16-sd
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: bfloat16 weights, which run on the CPU too
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    runtime: {dtype: bfloat16, vae_slicing: true, memory_mb: 64}
 """
 
 # Only the API knows this model, so its jobs stay queued: no worker can claim them.

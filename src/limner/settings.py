@@ -55,12 +55,43 @@ class Settings(BaseSettings):
     run_timeout_s: float = Field(default=600.0, gt=0, description="How long POST /v1/run waits.")
     stream_poll_s: float = Field(default=0.1, gt=0)
     submit_batch_max: int = Field(default=256, ge=1, description="Most submissions one group commit holds.")
+    # File inputs: uploads and URLs the API fetches.
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        gt=0,
+        description="Largest file POST /v1/files stores (the request body is also capped by max_body_bytes).",
+    )
+    fetch_allow_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Hosts or CIDRs the API may fetch file inputs from even though they are loopback, private, "
+            "link-local or otherwise non-public (LIMNER_FETCH_ALLOW_HOSTS: comma-separated)."
+        ),
+    )
+    fetch_timeout_s: float = Field(
+        default=20.0, gt=0, description="Connect and read timeout, and total time cap, of one input URL fetch."
+    )
 
     @field_validator("catalog", mode="before")
     @classmethod
     def _split_catalog(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(Path(p) for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        return tuple(p.strip() for p in value if p.strip()) if isinstance(value, list | tuple) else value
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from limner.net.guard import parse_allow_list
+
+        parse_allow_list(value)  # a typo fails at start-up, not on the first fetch
         return value
 
     def resolved(self) -> Settings:
@@ -84,8 +115,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is None:
                 continue
-            if name == "catalog":
-                env["LIMNER_CATALOG"] = ",".join(str(p) for p in value)
+            if isinstance(value, tuple | list):
+                env[f"LIMNER_{name.upper()}"] = ",".join(str(p) for p in value)
             elif isinstance(value, bool):
                 env[f"LIMNER_{name.upper()}"] = "1" if value else "0"
             else:

@@ -24,7 +24,16 @@ from diffusers import (
 from PIL import Image
 
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
-from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
+from limner.adapters.loading import (
+    diffusers_quantization,
+    pipeline_bytes,
+    place,
+    quiet_runtimes,
+    release,
+    require_quantization_support,
+    resolve_dtype,
+    resolve_source,
+)
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.images import encode_image, open_image
@@ -65,11 +74,16 @@ class DiffusersImageAdapter:
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
-        path, revision = resolve_source(entry, env.models_dir, download=_download)
+        # Levers the hardware cannot pull are refused before any weights are fetched.
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
+        require_quantization_support(entry, env.device)
+        path, revision = resolve_source(entry, env.models_dir, download=_download)
         kwargs: dict[str, Any] = {"dtype": dtype}
         if entry.variant:
             kwargs["variant"] = entry.variant
+        quantization = diffusers_quantization(entry, path, dtype)
+        if quantization is not None:
+            kwargs["quantization_config"] = quantization
         try:
             pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
         except (OSError, ValueError) as exc:

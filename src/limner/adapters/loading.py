@@ -7,6 +7,8 @@ Sources: ``tiny://name`` (built offline on first use, see ``limner.tiny``), ``fi
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +85,49 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
             "runtime.dtype float16 needs a GPU; this worker runs on the CPU (use float32 or bfloat16 here)"
         )
     return DTYPES[name]
+
+
+def require_quantization_support(entry: CatalogEntry, device: str) -> None:
+    """Refuse 4-bit loading where bitsandbytes cannot run, before any weights are fetched."""
+    if entry.runtime.quantization == "none":
+        return
+    has_cuda = device.startswith("cuda")
+    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    if has_cuda and has_bnb:
+        return
+    gpu = f"a CUDA device ({device})" if has_cuda else f"no CUDA GPU (device {device})"
+    bnb = "bitsandbytes installed" if has_bnb else "no bitsandbytes"
+    raise ModelUnavailable(
+        f"{entry.id}: runtime.quantization {entry.runtime.quantization} needs bitsandbytes and a CUDA GPU; "
+        f"this worker has {gpu} and {bnb}. Run it on a CUDA worker with `pip install 'limner[nf4]'`, "
+        "or set runtime.quantization: none (and a smaller dtype or offload) for this entry"
+    )
+
+
+# The pipeline components NF4 quantizes: the denoiser and the text encoders hold nearly all
+# the weights; the VAE is small and sensitive to precision, so it stays in ``dtype``.
+NF4_COMPONENTS = ("transformer", "unet", "text_encoder", "text_encoder_2", "text_encoder_3")
+
+
+def diffusers_quantization(entry: CatalogEntry, folder: Path, dtype: torch.dtype) -> Any | None:
+    """The ``quantization_config`` for ``DiffusionPipeline.from_pretrained``, or None.
+
+    Uses diffusers' PipelineQuantizationConfig with the bitsandbytes 4-bit backend, which
+    builds the diffusers config for the denoiser and the transformers one for text encoders.
+    """
+    if entry.runtime.quantization == "none":
+        return None
+    from diffusers.quantizers.pipe_quant_config import PipelineQuantizationConfig
+
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    present = [n for n in NF4_COMPONENTS if isinstance(index.get(n), list) and index[n] and index[n][0] is not None]
+    if not present:
+        raise ModelUnavailable(f"{entry.id}: runtime.quantization nf4 found no denoiser or text encoder to quantize")
+    # diffusers annotates quant_kwargs without torch.dtype, though its own examples pass one.
+    quant_kwargs: dict[str, Any] = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype}
+    return PipelineQuantizationConfig(
+        quant_backend="bitsandbytes_4bit", quant_kwargs=quant_kwargs, components_to_quantize=present
+    )
 
 
 def place(pipe: Any, entry: CatalogEntry, device: str) -> None:

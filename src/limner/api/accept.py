@@ -13,6 +13,7 @@ from limner.api.context import ApiContext
 from limner.api.inputs import store_file_inputs
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.errors import InvalidInput
+from limner.net.fetch import FetchPolicy
 from limner.store.records import NewJob, Submitted
 from limner.store.states import PRIORITIES
 
@@ -58,7 +59,10 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
     body = await read_json(request)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
-        parsed = await run_in_threadpool(store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request))
+        policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
+        parsed = await run_in_threadpool(
+            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), policy=policy
+        )
     parsed = finalize_input(entry, parsed)
     job = NewJob(
         id=str(uuid.uuid4()),

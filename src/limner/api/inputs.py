@@ -1,28 +1,68 @@
 """File inputs (images, masks): checked and stored before the job is queued.
 
-A file arrives as a ``data:`` URI, or as a URL of a file this server already holds (an upload
-or an earlier result). It is checked from its header (bytes, format, pixel count: a
-decompression bomb is refused before decoding), stored once under its content hash, and the
-job's input refers to the stored copy, so a queued job never holds megabytes of base64.
+A file arrives as a ``data:`` URI, as a URL of a file this server already holds (an upload to
+``POST /v1/files`` or an earlier result), or as another http(s) URL, which the API fetches
+under the SSRF guard (``limner.net``). It is checked from its header by its kind (bytes,
+format, pixel count: a decompression bomb is refused before decoding), stored once under its
+content hash, and the job's input refers to the stored copy, so a queued job never holds
+megabytes of base64 and a worker never reaches out to the network for an input.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from limner.catalog.entry import CatalogEntry
-from limner.errors import InvalidInput
+from limner.errors import InvalidInput, LimitExceeded
 from limner.media.images import CONTENT_TYPES, check_image, decode_data_uri
+from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge
+from limner.net.guard import Refused
 from limner.storage import Storage
 from limner.storage.base import check_key, ref
-from limner.tasks import TaskInput
+from limner.tasks import Limits, TaskInput
 
 FILES_PATH = "/v1/files/"
 
 
-def store_file_inputs(parsed: TaskInput, entry: CatalogEntry, storage: Storage, base: str) -> TaskInput:
+@dataclass(frozen=True)
+class CheckedFile:
+    """An input file that passed its kind's checks, ready to store."""
+
+    data: bytes
+    extension: str
+    content_type: str
+    size: tuple[int, int] | None = None  # (width, height) of an image
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def check_image_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
+    checked = check_image(data, name, max_bytes=limits.max_input_bytes, max_pixels=limits.max_input_pixels)
+    return CheckedFile(
+        checked.data, checked.extension, CONTENT_TYPES[checked.extension], (checked.width, checked.height)
+    )
+
+
+# The check of each file kind a task schema names in ``file_fields``.
+CHECKS: dict[str, Callable[[bytes, str, Limits], CheckedFile]] = {
+    "image": check_image_input,
+    "mask": check_image_input,
+}
+
+
+def store_file_inputs(
+    parsed: TaskInput, entry: CatalogEntry, storage: Storage, base: str, *, policy: FetchPolicy | None = None
+) -> TaskInput:
     """Replace each file field with a reference to its stored copy; derive the output size
-    of image-to-image and inpainting from the input image when the request gave none."""
+    of image-to-image and inpainting from the input image when the request gave none.
+
+    ``policy`` allows fetching URLs of other servers; without it only data: URIs and this
+    server's own files are taken."""
     if not parsed.file_fields:
         return parsed
     updates: dict[str, object] = {}
@@ -32,16 +72,16 @@ def store_file_inputs(parsed: TaskInput, entry: CatalogEntry, storage: Storage, 
         value = getattr(parsed, name)
         if value is None:
             continue
-        data = _read(value, name, storage, base, limits.max_input_bytes)
-        if kind not in ("image", "mask"):
+        check = CHECKS.get(kind)
+        if check is None:
             raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
-        checked = check_image(data, name, max_bytes=limits.max_input_bytes, max_pixels=limits.max_input_pixels)
+        checked = check(read_input(value, name, storage, base, limits.max_input_bytes, policy), name, limits)
         key = f"inputs/{checked.digest}.{checked.extension}"
         if not storage.exists(key):
-            storage.put(key, checked.data, CONTENT_TYPES[checked.extension])
+            storage.put(key, checked.data, checked.content_type)
         updates[name] = ref(key)
         if name == "image":
-            image_size = (checked.width, checked.height)
+            image_size = checked.size
     if image_size is not None:
         multiple = limits.size_multiple
         for field, measured in (("width", image_size[0]), ("height", image_size[1])):
@@ -50,18 +90,29 @@ def store_file_inputs(parsed: TaskInput, entry: CatalogEntry, storage: Storage, 
     return parsed.model_copy(update=updates)
 
 
-def _read(value: str, name: str, storage: Storage, base: str, max_bytes: int) -> bytes:
+def read_input(value: str, name: str, storage: Storage, base: str, max_bytes: int, policy: FetchPolicy | None) -> bytes:
+    """The bytes of a file field: decoded, read from this server's storage, or fetched."""
     if value.startswith("data:"):
         return decode_data_uri(value, name, max_bytes)
     key = own_file_key(value, base)
-    if key is None:
+    if key is not None:
+        if not storage.exists(key):
+            raise InvalidInput(f"{name} refers to {value}, which this server does not hold", loc=("body", name))
+        return storage.get(key)
+    if policy is None or "://" not in value:
         raise InvalidInput(
-            f"{name} must be a data: URI or a URL of a file on this server ({base}{FILES_PATH}…)",
+            f"{name} must be a data: URI or an http(s) URL (of this server's {base}{FILES_PATH}…"
+            f"{' or another server' if policy else ''})",
             loc=("body", name),
         )
-    if not storage.exists(key):
-        raise InvalidInput(f"{name} refers to {value}, which this server does not hold", loc=("body", name))
-    return storage.get(key)
+    try:
+        return policy.fetch(value, max_bytes).data
+    except TooLarge as exc:
+        raise LimitExceeded(
+            f"{name}: {exc}, over this model's limit of {max_bytes} bytes (limits.max_input_bytes)", loc=("body", name)
+        ) from None
+    except (Refused, FetchFailed) as exc:
+        raise InvalidInput(f"{name}: {exc}", loc=("body", name)) from None
 
 
 def own_file_key(url: str, base: str) -> str | None:

@@ -1,22 +1,110 @@
-"""``GET /v1/files/{key}``: media files from local storage."""
+"""``POST /v1/files`` (uploads) and ``GET /v1/files/{key}`` (media files from local storage).
+
+An upload is stored once under its content hash and answered with a URL that any file field
+of any model takes; the job that uses it checks it against that model's limits.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from limner.api.context import ApiContext, get_ctx
-from limner.errors import NotFound
+from limner.errors import InvalidInput, NotFound, PayloadTooLarge
+from limner.media.sniff import ACCEPTED, sniff
 from limner.storage import LocalStorage
 
 router = APIRouter(tags=["files"])
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+FIELD = "file"
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "description": f"The file: a multipart form with a `{FIELD}` part, or the raw bytes as the body. "
+        f"It must be {ACCEPTED}; the type is told from the bytes.",
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {FIELD: {"type": "string", "format": "binary"}},
+                    "required": [FIELD],
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the upload is over this server's limit of {limit} bytes (max_upload_bytes)", loc=("body", FIELD)
+    )
+
+
+async def read_raw(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_multipart(request: Request, limit: int) -> bytes:
+    async with request.form(max_files=1, max_fields=8) as form:
+        part = form.get(FIELD)
+        if not isinstance(part, UploadFile):
+            raise InvalidInput(f"the multipart form has no file part named {FIELD!r}", loc=("body", FIELD))
+        if part.size is not None and part.size > limit:
+            raise too_large(limit)
+        data = await part.read(limit + 1)
+        if len(data) > limit:
+            raise too_large(limit)
+        return data
+
+
+@router.post("/v1/files", status_code=201, openapi_extra=UPLOAD_BODY, response_class=JSONResponse)
+async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
+    """Store an image or audio file; answers 201 with a URL to use in any file field."""
+    limit = ctx.settings.max_upload_bytes
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        data = await read_multipart(request, limit)
+    else:
+        data = await read_raw(request, limit)
+    if not data:
+        raise InvalidInput("the upload is empty", loc=("body", FIELD))
+    sniffed = sniff(data, FIELD)
+    key = f"uploads/{hashlib.sha256(data).hexdigest()}.{sniffed.extension}"
+    storage = ctx.storage
+    if not await run_in_threadpool(storage.exists, key):
+        await run_in_threadpool(storage.put, key, data, sniffed.content_type)
+    body = {
+        "url": storage.url(key, ctx.base_url(request)),
+        "key": key,
+        "kind": sniffed.kind,
+        "content_type": sniffed.content_type,
+        "file_size": len(data),
+        **sniffed.properties,
+    }
+    return JSONResponse(status_code=201, content=body)
 
 
 @router.get("/v1/files/{key:path}")
-def get_file(key: str, ctx: Annotated[ApiContext, Depends(get_ctx)]) -> FileResponse:
+def get_file(key: str, ctx: Ctx) -> FileResponse:
     storage = ctx.storage
     if not isinstance(storage, LocalStorage):
         raise NotFound("this server's storage hands out its own URLs", loc=("path", "key"))

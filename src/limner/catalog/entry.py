@@ -13,17 +13,28 @@ from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "builtin://")
+# Weight quantization each family can load (runtime.quantization); families not named load
+# full-precision weights only.
+QUANTIZATION_FAMILIES = {"diffusers-image": frozenset({"nf4"})}
 
 
 class RuntimeOptions(BaseModel):
-    """How a worker loads and runs the model."""
+    """How a worker loads and runs the model: its memory levers, batching and retries."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    offload: Literal["none", "model", "sequential"] = "none"
-    vae_tiling: bool = False
-    vae_slicing: bool = False
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="Weight dtype; auto is float16 on a GPU, float32 on the CPU."
+    )
+    offload: Literal["none", "model", "sequential"] = Field(
+        default="none", description="CPU offload on CUDA: whole models (model) or layer by layer (sequential)."
+    )
+    vae_tiling: bool = Field(default=False, description="Decode latents in tiles (large images in less memory).")
+    vae_slicing: bool = Field(default=False, description="Decode a batch one image at a time.")
+    quantization: Literal["none", "nf4"] = Field(
+        default="none",
+        description="nf4: 4-bit NormalFloat denoiser and text encoders through bitsandbytes (CUDA only).",
+    )
     max_batch_size: int = Field(default=1, ge=1, le=64, description="Jobs that may share one forward pass.")
     batch_wait_ms: int = Field(default=0, ge=0, le=10_000, description="How long to wait to fill a batch.")
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
@@ -63,6 +74,12 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.task not in family.tasks:
             raise ValueError(f"family {self.family!r} does not serve task {self.task!r}")
+        quantization = self.runtime.quantization
+        if quantization != "none" and quantization not in QUANTIZATION_FAMILIES.get(self.family, ()):
+            raise ValueError(
+                f"runtime.quantization {quantization} is not supported by family {self.family!r} "
+                f"(families that support it: {', '.join(sorted(QUANTIZATION_FAMILIES)) or 'none'})"
+            )
         if not self.source.startswith(SOURCE_SCHEMES):
             raise ValueError(f"source {self.source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
         self._check_defaults()
@@ -107,6 +124,17 @@ class CatalogEntry(BaseModel):
         }
         return json.dumps(parts, sort_keys=True)
 
+    def levers(self) -> list[str]:
+        """The memory levers this entry pulls, in words (empty: full precision, on the device)."""
+        runtime = self.runtime
+        names = {"model": "model CPU offload", "sequential": "sequential CPU offload"}
+        levers = [f"dtype {runtime.dtype}"] if runtime.dtype != "auto" else []
+        levers += [names[runtime.offload]] if runtime.offload != "none" else []
+        levers += ["VAE tiling"] if runtime.vae_tiling else []
+        levers += ["VAE slicing"] if runtime.vae_slicing else []
+        levers += ["4-bit NF4 weights (bitsandbytes)"] if runtime.quantization == "nf4" else []
+        return levers
+
     def input_schema(self) -> dict[str, Any]:
         """The task's JSON Schema with this model's defaults and limits written in."""
         model = TASKS[self.task].input_model
@@ -138,6 +166,7 @@ class CatalogEntry(BaseModel):
             "defaults": self.defaults,
             "limits": self.limits.model_dump(),
             "runtime": self.runtime.model_dump(),
+            "levers": self.levers(),
             "unsupported": list(self.unsupported),
             "call_args": self.call_args,
         }

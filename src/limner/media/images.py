@@ -77,6 +77,27 @@ def decode_data_uri(uri: str, field_name: str, max_bytes: int) -> bytes:
         raise InvalidInput(f"{field_name} is not valid base64", loc=("body", field_name)) from None
 
 
+def probe_image(data: bytes, field_name: str, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """Format (png, jpeg, webp) and size of an image, read from its header only.
+
+    Pillow refuses a header claiming more than twice ``Image.MAX_IMAGE_PIXELS`` on open; that
+    is reported as the pixel limit it is, not as an unreadable file.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            fmt = probe.format or ""
+            width, height = probe.size
+    except Image.DecompressionBombError:
+        claimed = f"{field_name} claims more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (a decompression bomb)"
+        limit = f", over this model's limit of {max_pixels} pixels (limits.max_input_pixels)" if max_pixels else ""
+        raise LimitExceeded(f"{claimed}{limit}; refused before decoding", loc=("body", field_name)) from None
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"{field_name} is not a readable image: {exc}", loc=("body", field_name)) from None
+    if fmt not in ACCEPTED_INPUT_FORMATS:
+        raise InvalidInput(f"{field_name} must be PNG, JPEG or WebP, not {fmt or 'unknown'}", loc=("body", field_name))
+    return ACCEPTED_INPUT_FORMATS[fmt], width, height
+
+
 def check_image(data: bytes, field_name: str, *, max_bytes: int, max_pixels: int) -> CheckedImage:
     """Check size, format and pixel count from the header only: a decompression bomb is
     refused before a single pixel is decoded."""
@@ -85,27 +106,14 @@ def check_image(data: bytes, field_name: str, *, max_bytes: int, max_pixels: int
             f"{field_name} is over this model's limit of {max_bytes} bytes (limits.max_input_bytes)",
             loc=("body", field_name),
         )
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            fmt = probe.format or ""
-            width, height = probe.size
-    except Image.DecompressionBombError:
-        # PIL refuses headers claiming more than twice its own ceiling before we see the size.
-        raise LimitExceeded(
-            f"{field_name} claims more pixels than this model's limit of {max_pixels} (limits.max_input_pixels)",
-            loc=("body", field_name),
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise InvalidInput(f"{field_name} is not a readable image: {exc}", loc=("body", field_name)) from None
-    if fmt not in ACCEPTED_INPUT_FORMATS:
-        raise InvalidInput(f"{field_name} must be PNG, JPEG or WebP, not {fmt or 'unknown'}", loc=("body", field_name))
+    extension, width, height = probe_image(data, field_name, max_pixels)
     if width * height > max_pixels:
         raise LimitExceeded(
             f"{field_name} is {width}x{height}, over this model's limit of {max_pixels} pixels "
             "(limits.max_input_pixels)",
             loc=("body", field_name),
         )
-    return CheckedImage(data=data, extension=ACCEPTED_INPUT_FORMATS[fmt], width=width, height=height)
+    return CheckedImage(data=data, extension=extension, width=width, height=height)
 
 
 def open_image(data: bytes, mode: str = "RGB") -> Image.Image:
