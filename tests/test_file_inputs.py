@@ -190,3 +190,12 @@ def test_own_urls_need_no_fetch_and_unknown_ones_are_named(http: httpx.Client, l
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_own_file_urls_by_any_loopback_name(http: httpx.Client, live: Live) -> None:
+    """A result URL written with localhost instead of 127.0.0.1 is still this server's file."""
+    first = generate(http, "limner/tiny-sd", {"prompt": "source", "seed": 8})
+    url = first["images"][0]["url"].replace("127.0.0.1", "localhost")
+    assert "localhost" in url
+    out = generate(http, "limner/tiny-sd-img2img", {"prompt": "again", "image": url, "seed": 1})
+    assert out["images"][0]["width"] == 64

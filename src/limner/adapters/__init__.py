@@ -20,6 +20,8 @@ class Family:
     name: str
     module: str
     tasks: frozenset[str]
+    # Weight quantizations the family can load (catalog runtime.quantization).
+    quantization: frozenset[str] = frozenset()
 
 
 FAMILIES: Final = MappingProxyType(
@@ -30,6 +32,7 @@ FAMILIES: Final = MappingProxyType(
                 "diffusers-image",
                 "limner.adapters.diffusers_image",
                 frozenset({"text-to-image", "image-to-image", "inpainting"}),
+                quantization=frozenset({"nf4"}),
             ),
             Family("faults", "limner.adapters.faults", frozenset({"text-to-image"})),
         )

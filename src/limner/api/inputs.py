@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
@@ -118,7 +118,7 @@ def read_input(value: str, name: str, storage: Storage, base: str, max_bytes: in
 def own_file_key(url: str, base: str) -> str | None:
     """The storage key of a URL that points at this server's /v1/files/, else None."""
     parsed, own = urlparse(url), urlparse(base)
-    if parsed.scheme not in ("http", "https") or parsed.netloc != own.netloc:
+    if parsed.scheme not in ("http", "https") or not _same_server(parsed, own):
         return None
     prefix = own.path.rstrip("/") + FILES_PATH
     if not parsed.path.startswith(prefix):
@@ -127,3 +127,20 @@ def own_file_key(url: str, base: str) -> str | None:
         return check_key(parsed.path[len(prefix) :])
     except InvalidInput:
         return None
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _same_server(a: ParseResult, b: ParseResult) -> bool:
+    """Same host and port; the loopback names count as one host (a client on this machine
+    may say localhost where the server sees 127.0.0.1)."""
+    if a.netloc == b.netloc:
+        return True
+    if (a.port or _default_port(a.scheme)) != (b.port or _default_port(b.scheme)):
+        return False
+    return (a.hostname or "") in LOOPBACK_NAMES and (b.hostname or "") in LOOPBACK_NAMES
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80

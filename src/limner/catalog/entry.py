@@ -13,9 +13,6 @@ from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "builtin://")
-# Weight quantization each family can load (runtime.quantization); families not named load
-# full-precision weights only.
-QUANTIZATION_FAMILIES = {"diffusers-image": frozenset({"nf4"})}
 
 
 class RuntimeOptions(BaseModel):
@@ -75,10 +72,11 @@ class CatalogEntry(BaseModel):
         if self.task not in family.tasks:
             raise ValueError(f"family {self.family!r} does not serve task {self.task!r}")
         quantization = self.runtime.quantization
-        if quantization != "none" and quantization not in QUANTIZATION_FAMILIES.get(self.family, ()):
+        if quantization != "none" and quantization not in family.quantization:
+            able = sorted(f.name for f in FAMILIES.values() if quantization in f.quantization)
             raise ValueError(
                 f"runtime.quantization {quantization} is not supported by family {self.family!r} "
-                f"(families that support it: {', '.join(sorted(QUANTIZATION_FAMILIES)) or 'none'})"
+                f"(families that support it: {', '.join(able) or 'none'})"
             )
         if not self.source.startswith(SOURCE_SCHEMES):
             raise ValueError(f"source {self.source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
