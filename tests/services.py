@@ -39,25 +39,32 @@ def pg_bin() -> Path | None:
 class Postgres:
     """A PostgreSQL cluster on 127.0.0.1 and a free port, owned by the postgres user."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, host: str = "127.0.0.1", prefix: list[str] | None = None) -> None:
+        """``host``: the address to listen on; ``prefix``: e.g. ``ip netns exec NAME`` to run it
+        on another (namespaced) host."""
         self.bindir = bindir
+        self.host = host
+        self.prefix = prefix or []
         self.root = Path(tempfile.mkdtemp(prefix="limner-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.url = f"postgresql://postgres@{host}:{self.port}/postgres"
 
     def _as_postgres(self, *args: str) -> None:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run([*self.prefix, *cmd], check=True, capture_output=True)
 
     def start(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         if not self.data.exists():
             self._as_postgres("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres")
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=on -c max_connections=200"
+            if self.host != "127.0.0.1":  # trust the test's own private network too
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.host.rsplit('.', 1)[0]}.0/24 trust\n")
+        opts = f"-c listen_addresses={self.host} -p {self.port} -k {self.root} -c fsync=on -c max_connections=200"
         self._as_postgres("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -67,7 +74,8 @@ class Postgres:
         """Drop every table so a test starts from an empty store."""
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as conn:
+        dsn = f"host={self.host} port={self.port} user=postgres dbname=postgres"
+        with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")
 
@@ -101,12 +109,13 @@ def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
 class Proc:
     """A limner process (``serve`` or ``worker``) with its output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, prefix: list[str] | None = None) -> None:
+        """``prefix``: e.g. ``ip netns exec NAME`` to run the process on another host."""
         self.args = args
         self.log_path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "limner", *args],
+            [*(prefix or []), sys.executable, "-m", "limner", *args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

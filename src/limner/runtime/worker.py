@@ -94,6 +94,8 @@ class Worker:
         )
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
+        reaper.start()
         backoff = self.settings.idle_poll_s
         try:
             while not self.stop_event.is_set():
@@ -109,6 +111,7 @@ class Worker:
         finally:
             self.stop_event.set()
             beat.join(timeout=5)
+            reaper.join(timeout=5)
             try:
                 self.registry.stopped(self.id)
             except DBAPIError:
@@ -258,7 +261,6 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = min(self.settings.heartbeat_s, self.settings.lease_s / 3)
-        last_reap = 0.0
         while not self.stop_event.wait(interval):
             try:
                 ctx = self._current
@@ -269,11 +271,17 @@ class Worker:
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live)
                 if ctx is not None and live and time.monotonic() > self._deadline:
                     self._give_up(ctx)
-                if time.time() - last_reap > self.settings.lease_s / 2:
-                    self.queue.reap()
-                    last_reap = time.time()
             except DBAPIError as exc:
                 log.warning("heartbeat failed: %s", exc.__class__.__name__)
+
+    def _reaper_loop(self) -> None:
+        """Return other workers' expired jobs to the queue. Its own thread: a reap that waits
+        on a lock must never delay this worker's heartbeats."""
+        while not self.stop_event.wait(max(self.settings.lease_s / 2, 0.5)):
+            try:
+                self.queue.reap()
+            except DBAPIError as exc:
+                log.warning("reaping failed: %s", exc.__class__.__name__)
 
     def _give_up(self, ctx: BatchContext) -> None:
         """The batch overran its timeout: fail its jobs as timeouts, then recover (by default

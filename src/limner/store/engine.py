@@ -80,6 +80,23 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
     return engine
 
 
+# A worker on a machine that drops off the network leaves its open transaction (and the row
+# locks it holds) on the server until TCP notices, which by default takes hours; meanwhile the
+# reaper blocks on those locks. The server ends such sessions itself: idle in a transaction for
+# 15 s, or silent to keepalives for about 20 s. No statement waits more than 5 s for a lock.
+PG_SESSION = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "options": (
+        "-c lock_timeout=5000 -c idle_in_transaction_session_timeout=15000"
+        " -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=3 -c tcp_keepalives_count=3"
+    ),
+}
+
+
 def make_engines(url: str) -> Engines:
     url = normalize_url(url)
     path = sqlite_path(url)
@@ -89,7 +106,7 @@ def make_engines(url: str) -> Engines:
     if make_url(url).get_backend_name() == "sqlite":
         # In-memory SQLite cannot be shared between engines or processes.
         raise StoreUnavailable("an in-memory SQLite store cannot be shared; use sqlite:///path")
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=PG_SESSION)
     return Engines(write=engine, read=engine, url=url)
 
 
