@@ -31,6 +31,9 @@ FAMILIES: Final = MappingProxyType(
                 "limner.adapters.diffusers_image",
                 frozenset({"text-to-image", "image-to-image", "inpainting"}),
             ),
+            Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"})),
+            Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
+            Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"})),
         )
     }
 )

@@ -1,8 +1,8 @@
-"""File inputs (images, masks): checked and stored before the job is queued.
+"""File inputs (images, masks, audio): checked and stored before the job is queued.
 
 A file arrives as a ``data:`` URI, or as a URL of a file this server already holds (an upload
-or an earlier result). It is checked from its header (bytes, format, pixel count: a
-decompression bomb is refused before decoding), stored once under its content hash, and the
+or an earlier result). It is checked from its header (bytes, format, pixel count or duration:
+a decompression bomb is refused before decoding), stored once under its content hash, and the
 job's input refers to the stored copy, so a queued job never holds megabytes of base64.
 """
 
@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput
+from limner.media.audio import check_audio
 from limner.media.images import CONTENT_TYPES, check_image, decode_data_uri
 from limner.storage import Storage
 from limner.storage.base import check_key, ref
@@ -33,6 +34,13 @@ def store_file_inputs(parsed: TaskInput, entry: CatalogEntry, storage: Storage, 
         if value is None:
             continue
         data = _read(value, name, storage, base, limits.max_input_bytes)
+        if kind == "audio":
+            audio = check_audio(data, name, max_bytes=limits.max_input_bytes, max_duration_s=limits.max_input_audio_s)
+            key = f"inputs/{audio.digest}.{audio.extension}"
+            if not storage.exists(key):
+                storage.put(key, audio.data, audio.content_type)
+            updates[name] = ref(key)
+            continue
         if kind not in ("image", "mask"):
             raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
         checked = check_image(data, name, max_bytes=limits.max_input_bytes, max_pixels=limits.max_input_pixels)

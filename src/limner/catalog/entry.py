@@ -11,7 +11,8 @@ from limner.adapters import FAMILIES
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-SOURCE_SCHEMES = ("hf://", "file://", "tiny://")
+# pip://<distribution>[/<file>]: model files shipped inside an installed Python package (piper voices).
+SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://")
 
 
 class RuntimeOptions(BaseModel):
@@ -35,7 +36,7 @@ class CatalogEntry(BaseModel):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     task: str
     family: str
-    source: str = Field(description="hf://owner/repo, file:///path or tiny://name")
+    source: str = Field(description="hf://owner/repo, file:///path, tiny://name or pip://distribution")
     revision: str | None = None
     variant: str | None = Field(default=None, description="Weight file variant, e.g. fp16.")
     title: str = ""
