@@ -158,7 +158,9 @@ def _download(repo: str, revision: str | None, _variant: str | None) -> str:
 
 
 def check(entry: CatalogEntry, gen: MusicGen, items: list[WorkItem]) -> None:
-    """MusicGen has no negative prompt and no denoising steps; only Melody takes a melody."""
+    """MusicGen has no negative prompt and no denoising steps; only Melody takes a melody.
+    (Length is the catalog's limit: the sinusoidal positions go on past the 30 s the released
+    models were trained on, so nothing in the model itself stops a longer request.)"""
     for item in items:
         for name in ("negative_prompt", "num_inference_steps"):
             if item.input.get(name) is not None:

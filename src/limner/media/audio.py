@@ -74,7 +74,7 @@ def encode_audio(
     import soundfile
 
     rate = target_rate or sample_rate
-    check_output_format(fmt, rate)
+    check_output_format(fmt, target_rate)
     if fmt == "mp3" and rate not in MP3_RATES:
         raise InvalidInput(
             f"this model makes {rate} Hz audio, which MP3 cannot carry: ask for a sample_rate MP3 supports "
