@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch is pinned here, in the install step, not in the package: a CPU build of 2.13.0 is what
 # CI and the offline demo run; GPU machines keep whatever torch they install.
+# The piper extra (GPL-3.0 speech runtime) is installed here because the tests and the demo use it;
+# the package's core does not depend on it.
 TORCH ?= torch==2.13.0
 
 .PHONY: install serve test lint typecheck unit bench clean
@@ -14,7 +16,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,dev,piper]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -35,6 +35,9 @@ FAMILIES: Final = MappingProxyType(
                 quantization=frozenset({"nf4"}),
             ),
             Family("faults", "limner.adapters.faults", frozenset({"text-to-image"})),
+            Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"})),
+            Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
+            Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"})),
         )
     }
 )

@@ -1,9 +1,9 @@
-"""File inputs (images, masks): checked and stored before the job is queued.
+"""File inputs (images, masks, audio): checked and stored before the job is queued.
 
 A file arrives as a ``data:`` URI, as a URL of a file this server already holds (an upload to
 ``POST /v1/files`` or an earlier result), or as another http(s) URL, which the API fetches
 under the SSRF guard (``limner.net``). It is checked from its header by its kind (bytes,
-format, pixel count: a decompression bomb is refused before decoding), stored once under its
+format, pixel count or duration: a decompression bomb is refused before decoding), stored once under its
 content hash, and the job's input refers to the stored copy, so a queued job never holds
 megabytes of base64 and a worker never reaches out to the network for an input.
 """
@@ -17,6 +17,7 @@ from urllib.parse import ParseResult, urlparse
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
+from limner.media.audio import check_audio
 from limner.media.images import CONTENT_TYPES, check_image, decode_data_uri
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge
 from limner.net.guard import Refused
@@ -48,10 +49,16 @@ def check_image_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
     )
 
 
+def check_audio_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
+    checked = check_audio(data, name, max_bytes=limits.max_input_bytes, max_duration_s=limits.max_input_audio_s)
+    return CheckedFile(checked.data, checked.extension, checked.content_type)
+
+
 # The check of each file kind a task schema names in ``file_fields``.
 CHECKS: dict[str, Callable[[bytes, str, Limits], CheckedFile]] = {
     "image": check_image_input,
     "mask": check_image_input,
+    "audio": check_audio_input,
 }
 
 

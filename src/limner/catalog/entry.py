@@ -12,7 +12,8 @@ from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "builtin://")
+# pip://<distribution>[/<file>]: model files shipped inside an installed Python package (piper voices).
+SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://", "builtin://")
 
 
 class RuntimeOptions(BaseModel):
@@ -45,7 +46,7 @@ class CatalogEntry(BaseModel):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     task: str
     family: str
-    source: str = Field(description="hf://owner/repo, file:///path, tiny://name or builtin://name")
+    source: str = Field(description="hf://owner/repo, file:///path, tiny://name, pip://distribution or builtin://name")
     revision: str | None = None
     variant: str | None = Field(default=None, description="Weight file variant, e.g. fp16.")
     title: str = ""

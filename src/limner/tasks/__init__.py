@@ -5,8 +5,10 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
+from limner.tasks.audio import TextToAudioInput
 from limner.tasks.base import Limits, TaskInput, TaskSpec
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
+from limner.tasks.speech import TextToSpeechInput
 
 TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-image",
@@ -30,6 +32,8 @@ TASKS: Final = MappingProxyType(
             TaskSpec("text-to-image", TextToImageInput, "images", "Text to image"),
             TaskSpec("image-to-image", ImageToImageInput, "images", "Image to image"),
             TaskSpec("inpainting", InpaintingInput, "images", "Inpainting"),
+            TaskSpec("text-to-audio", TextToAudioInput, "audio", "Text to audio (music and sound)"),
+            TaskSpec("text-to-speech", TextToSpeechInput, "audio", "Text to speech"),
         )
     }
 )

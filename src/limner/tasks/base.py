@@ -32,6 +32,11 @@ class Limits(BaseModel):
     max_guidance_scale: float = Field(default=50.0, ge=0)
     max_input_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_input_pixels: int = Field(default=4096 * 4096, ge=1)
+    # Audio and speech. A model's own ceiling goes in its catalog entry (Stable Audio Open: 47 s).
+    max_duration_s: float = Field(default=300.0, gt=0, description="Longest audio a request may ask for.")
+    max_input_audio_s: float = Field(default=600.0, gt=0, description="Longest input audio (e.g. a melody).")
+    max_text_chars: int = Field(default=5000, ge=1, description="Longest text to speak.")
+    voices: tuple[str, ...] = Field(default=(), description="The voice names a speech model knows (empty: any).")
 
 
 class TaskInput(BaseModel):

@@ -1,4 +1,4 @@
-"""Tiny random-weight diffusers pipelines for tests, demos and CI.
+"""Tiny random-weight diffusers pipelines and transformers models for tests, demos and CI.
 
 ``build_tiny(name, dest)`` constructs a miniature pipeline from configs (the
 way diffusers' own test-suite does with ``get_dummy_components()``) and saves
@@ -22,14 +22,25 @@ from pathlib import Path
 from types import MappingProxyType
 
 from limner.tiny.flux import build_flux
+from limner.tiny.musicgen import build_musicgen, build_musicgen_melody
 from limner.tiny.sd import build_sd
+from limner.tiny.stable_audio import build_stable_audio
 
 __all__ = ["TINY_NAMES", "build_tiny"]
 
-_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
+_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
+    {
+        "sd": build_sd,
+        "flux": build_flux,
+        "musicgen": build_musicgen,
+        "musicgen-melody": build_musicgen_melody,
+        "stable-audio": build_stable_audio,
+    }
+)
 TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
-_MARKER = "model_index.json"
+# A diffusers pipeline folder has model_index.json; a transformers model folder has config.json.
+_MARKERS = ("model_index.json", "config.json")
 # Builders reseed torch's global RNG per component: serialise in-process builds
 # so concurrent threads cannot interleave draws and produce different weights.
 _BUILD_LOCK = threading.Lock()
@@ -44,7 +55,7 @@ def _builder(name: str) -> Callable[[Path], None]:
 
 
 def _is_built(dest: Path) -> bool:
-    return (dest / _MARKER).is_file()
+    return any((dest / marker).is_file() for marker in _MARKERS)
 
 
 def _publish(tmp: Path, dest: Path) -> None:
@@ -54,7 +65,7 @@ def _publish(tmp: Path, dest: Path) -> None:
     except OSError:
         if not _is_built(dest):
             raise FileExistsError(
-                f"{dest} exists and is not a built pipeline (no {_MARKER}); refusing to replace it"
+                f"{dest} exists and is not a built model (no {' or '.join(_MARKERS)}); refusing to replace it"
             ) from None
         # Another process finished the same build first; its copy is identical.
 
