@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # Worker behaviour.
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps.")
     memory_budget_mb: int = Field(default=0, ge=0, description="Resident model budget; 0 = auto.")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="CPU threads per worker for torch; 0 = the cores shared among this machine's workers.",
+    )
     batching: bool = True
     lease_s: float = Field(default=30.0, gt=0)
     heartbeat_s: float = Field(default=5.0, gt=0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from limner.catalog.entry import CatalogEntry
+    from limner.errors import LimnerError
     from limner.media.images import MediaFile
 
 
@@ -45,10 +46,14 @@ class WorkItem:
 
 @dataclass
 class JobOutput:
-    """What one job produced: files under the task's output key, plus extra result fields."""
+    """What one job produced: files under the task's output key, plus extra result fields.
+
+    An adapter that can tell which job of a batch is at fault sets ``error`` on that job's
+    output instead of raising (raising fails the whole batch)."""
 
     files: dict[str, list[MediaFile]]
     extra: dict[str, Any] = field(default_factory=dict)
+    error: LimnerError | None = None
 
 
 class RunContext(Protocol):

@@ -55,6 +55,8 @@ def resolve_source(
         if not (path / marker).is_file():
             raise ModelUnavailable(f"{entry.id}: {path} is not a model folder (no {marker})")
         return path, "local-" + folder_digest(path)
+    if not source.startswith("hf://"):
+        raise ModelUnavailable(f"{entry.id}: family {entry.family!r} cannot load a source like {source!r}")
     repo = source.removeprefix("hf://")
     try:
         folder = download(repo, entry.revision, entry.variant)

@@ -18,7 +18,8 @@ from urllib.parse import ParseResult, urlparse
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
 from limner.media.audio import check_audio
-from limner.media.images import CONTENT_TYPES, check_image, decode_data_uri
+from limner.media.images import check_image, decode_data_uri
+from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge
 from limner.net.guard import Refused
 from limner.storage import Storage

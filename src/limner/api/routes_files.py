@@ -7,7 +7,6 @@ of any model takes; the job that uses it checks it against that model's limits.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +17,7 @@ from starlette.datastructures import UploadFile
 from limner.api.context import ApiContext, get_ctx
 from limner.errors import InvalidInput, NotFound, PayloadTooLarge
 from limner.media.sniff import ACCEPTED, sniff
+from limner.media.types import content_type_for
 from limner.storage import LocalStorage
 
 router = APIRouter(tags=["files"])
@@ -111,6 +111,6 @@ def get_file(key: str, ctx: Ctx) -> FileResponse:
     path = storage.path(key)
     if not path.is_file():
         raise NotFound(f"no file {key!r}", loc=("path", "key"))
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    media_type = content_type_for(path.name)
     # Keys are never reused for other content, so clients may cache for good.
     return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"})

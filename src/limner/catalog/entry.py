@@ -174,10 +174,10 @@ class CatalogEntry(BaseModel):
 def _apply(prop: dict[str, Any], keywords: dict[str, object]) -> None:
     """Write limits into a property schema, also inside ``anyOf`` (optional fields)."""
     targets = [p for p in prop.get("anyOf", []) if p.get("type") not in (None, "null")] or [prop]
+    string_keys = {"maxLength", "minLength", "enum", "pattern"}
     for target in targets:
         for key, value in keywords.items():
-            if key == "maxLength" and target.get("type") != "string":
-                continue
-            if key != "maxLength" and target.get("type") not in ("integer", "number"):
+            numeric = target.get("type") in ("integer", "number")
+            if (key in string_keys and target.get("type") != "string") or (key not in string_keys and not numeric):
                 continue
             target[key] = value

@@ -73,7 +73,7 @@ def run(
         except ApiError as exc:
             raise _fail(exc) from None
         if out:
-            _save(client, result, out)
+            _save(client, result, out, prefix=handle["request_id"][:8])
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -93,7 +93,8 @@ def _follow(client: Client, model: str, request_id: str) -> dict[str, Any]:
         return client.wait(model, request_id, on_update=update)
 
 
-def _save(client: Client, result: dict[str, Any], folder: Path) -> None:
+def _save(client: Client, result: dict[str, Any], folder: Path, prefix: str) -> None:
+    """Download every output file as <request id prefix>-<name>, so runs never overwrite."""
     folder.mkdir(parents=True, exist_ok=True)
     for key, files in result.items():
         if not isinstance(files, list):
@@ -101,7 +102,7 @@ def _save(client: Client, result: dict[str, Any], folder: Path) -> None:
         for item in files:
             if isinstance(item, dict) and "url" in item:
                 name = os.path.basename(urlparse(item["url"]).path)
-                target = folder / name
+                target = folder / f"{prefix}-{name}"
                 target.write_bytes(client.download(item["url"]))
                 console.print(f"saved {key} → {target}")
 

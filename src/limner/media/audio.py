@@ -19,8 +19,8 @@ import numpy as np
 
 from limner.errors import InvalidInput, LimitExceeded
 from limner.media.images import MediaFile
+from limner.media.types import AUDIO_TYPES as CONTENT_TYPES
 
-CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
 # output_format -> libsndfile (format, subtype). 16-bit PCM is what every player reads.
 ENCODINGS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "mp3": ("MP3", "MPEG_LAYER_III")}
 # Input containers accepted for audio fields: libsndfile's major format -> file extension.

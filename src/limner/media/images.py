@@ -13,8 +13,8 @@ from typing import Any
 from PIL import Image
 
 from limner.errors import InvalidInput, LimitExceeded
+from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 
-CONTENT_TYPES = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 PIL_FORMATS = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 ACCEPTED_INPUT_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,", re.I)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from limner.errors import InvalidInput, LimitExceeded
-from limner.media.images import CONTENT_TYPES, probe_image
+from limner.media.images import probe_image
+from limner.media.types import AUDIO_TYPES
+from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 
-AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
 ACCEPTED = "an image (PNG, JPEG, WebP) or audio (WAV, FLAC, MP3, Ogg)"
 
 
@@ -45,7 +46,7 @@ def sniff(data: bytes, field_name: str) -> Sniffed:
     """The kind, extension and content type of ``data``; InvalidInput if it is neither kind."""
     audio = audio_extension(data)
     if audio is not None:
-        return Sniffed("audio", audio, AUDIO_CONTENT_TYPES[audio])
+        return Sniffed("audio", audio, AUDIO_TYPES[audio])
     try:
         extension, width, height = probe_image(data, field_name)
     except LimitExceeded:

@@ -24,7 +24,7 @@ from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
 from limner.runtime.context import BatchContext
-from limner.runtime.device import default_budget_bytes, resolve_device
+from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.residency import MB, Residency
 from limner.settings import Settings
 from limner.storage import open_storage
@@ -65,6 +65,8 @@ class Worker:
         self.registry = WorkerRegistry(self.engines)
         self.storage = open_storage(settings.storage)
         self.device = resolve_device(settings.device)
+        if settings.threads:
+            set_threads(settings.threads)
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
         self.residency = Residency(budget, self._adapter, self._load)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -197,6 +199,11 @@ class Worker:
             return
         if job.id in ctx.canceled:
             self.queue.cancelled(self.id, job.id)
+            return
+        if output.error is not None:
+            self.queue.fail(
+                self.id, job.id, output.error.error_type, output.error.message, retry=output.error.retryable
+            )
             return
         result: dict[str, Any] = {}
         for key, files in output.files.items():
