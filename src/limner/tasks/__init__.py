@@ -7,6 +7,8 @@ from typing import Final
 
 from limner.tasks.base import Limits, TaskInput, TaskSpec
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
+from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
+from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
 TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-image",
@@ -30,6 +32,10 @@ TASKS: Final = MappingProxyType(
             TaskSpec("text-to-image", TextToImageInput, "images", "Text to image"),
             TaskSpec("image-to-image", ImageToImageInput, "images", "Image to image"),
             TaskSpec("inpainting", InpaintingInput, "images", "Inpainting"),
+            TaskSpec("text-to-video", TextToVideoInput, "videos", "Text to video"),
+            TaskSpec("image-to-video", ImageToVideoInput, "videos", "Image to video"),
+            TaskSpec("text-to-3d", TextTo3DInput, "meshes", "Text to 3D"),
+            TaskSpec("image-to-3d", ImageTo3DInput, "meshes", "Image to 3D"),
         )
     }
 )

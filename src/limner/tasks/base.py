@@ -32,6 +32,19 @@ class Limits(BaseModel):
     max_guidance_scale: float = Field(default=50.0, ge=0)
     max_input_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_input_pixels: int = Field(default=4096 * 4096, ge=1)
+    # Video (and the turntable previews of 3D outputs).
+    min_frames: int = Field(default=1, ge=1, description="Fewest frames a video may have.")
+    max_frames: int = Field(default=257, ge=1, description="Most frames a video may have.")
+    frames_multiple: int = Field(
+        default=1,
+        ge=1,
+        description="num_frames - 1 must be a multiple of this (4 for VAEs that compress time 4x, e.g. Wan).",
+    )
+    max_fps: int = Field(default=60, ge=1, description="Highest frame rate.")
+    max_duration_s: float = Field(default=60.0, gt=0, description="Longest video: num_frames / fps.")
+    # 3D.
+    max_mesh_resolution: int = Field(default=256, ge=8, description="Finest marching-cubes grid (per side).")
+    max_preview_size: int = Field(default=512, ge=16, description="Largest turntable preview (pixels per side).")
 
 
 class TaskInput(BaseModel):
