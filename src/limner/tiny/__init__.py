@@ -21,15 +21,35 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from limner.tiny.animatediff import build_motion_adapter
+from limner.tiny.cogvideox import build_cogvideox, build_cogvideox_i2v
 from limner.tiny.flux import build_flux
 from limner.tiny.sd import build_sd
+from limner.tiny.shap_e import build_shap_e, build_shap_e_img2img
+from limner.tiny.svd import build_svd
+from limner.tiny.wan import build_wan, build_wan_i2v
 
 __all__ = ["TINY_NAMES", "build_tiny"]
 
-_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
+_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
+    {
+        "sd": build_sd,
+        "flux": build_flux,
+        "wan": build_wan,
+        "wan-i2v": build_wan_i2v,
+        "cogvideox": build_cogvideox,
+        "cogvideox-i2v": build_cogvideox_i2v,
+        "svd": build_svd,
+        "animatediff-motion-adapter": build_motion_adapter,
+        "shap-e": build_shap_e,
+        "shap-e-img2img": build_shap_e_img2img,
+    }
+)
 TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
 _MARKER = "model_index.json"
+# A single model (a component such as a motion adapter) is a folder with this instead.
+_MODEL_MARKER = "config.json"
 # Builders reseed torch's global RNG per component: serialise in-process builds
 # so concurrent threads cannot interleave draws and produce different weights.
 _BUILD_LOCK = threading.Lock()
@@ -44,7 +64,7 @@ def _builder(name: str) -> Callable[[Path], None]:
 
 
 def _is_built(dest: Path) -> bool:
-    return (dest / _MARKER).is_file()
+    return (dest / _MARKER).is_file() or (dest / _MODEL_MARKER).is_file()
 
 
 def _publish(tmp: Path, dest: Path) -> None:
