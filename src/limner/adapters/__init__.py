@@ -31,6 +31,11 @@ FAMILIES: Final = MappingProxyType(
                 "limner.adapters.diffusers_image",
                 frozenset({"text-to-image", "image-to-image", "inpainting"}),
             ),
+            Family("wan", "limner.adapters.wan", frozenset({"text-to-video", "image-to-video"})),
+            Family("cogvideox", "limner.adapters.cogvideox", frozenset({"text-to-video", "image-to-video"})),
+            Family("stable-video-diffusion", "limner.adapters.svd", frozenset({"image-to-video"})),
+            Family("animatediff", "limner.adapters.animatediff", frozenset({"text-to-video"})),
+            Family("shap-e", "limner.adapters.shap_e", frozenset({"text-to-3d", "image-to-3d"})),
         )
     }
 )

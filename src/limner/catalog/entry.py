@@ -49,6 +49,11 @@ class CatalogEntry(BaseModel):
     call_args: dict[str, Any] = Field(
         default_factory=dict, description="Fixed keyword arguments for the pipeline call (e.g. max_sequence_length)."
     )
+    components: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra pipeline parts published on their own, by the name the family loads them under "
+        "(e.g. motion_adapter for AnimateDiff); each a source like `source`.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -61,8 +66,9 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
         if self.task not in family.tasks:
             raise ValueError(f"family {self.family!r} does not serve task {self.task!r}")
-        if not self.source.startswith(SOURCE_SCHEMES):
-            raise ValueError(f"source {self.source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
+        for name, source in {"source": self.source, **self.components}.items():
+            if not source.startswith(SOURCE_SCHEMES):
+                raise ValueError(f"{name} {source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
         self._check_defaults()
         return self
 
@@ -96,6 +102,7 @@ class CatalogEntry(BaseModel):
             "source": self.source,
             "revision": self.revision,
             "variant": self.variant,
+            "components": self.components,
             "runtime": self.runtime.model_dump(exclude={"max_batch_size", "batch_wait_ms", "max_attempts"}),
         }
         return json.dumps(parts, sort_keys=True)
@@ -133,6 +140,7 @@ class CatalogEntry(BaseModel):
             "runtime": self.runtime.model_dump(),
             "unsupported": list(self.unsupported),
             "call_args": self.call_args,
+            "components": self.components,
         }
 
 
