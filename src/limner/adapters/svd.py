@@ -44,7 +44,7 @@ class StableVideoDiffusionAdapter:
         return run_videos(model.handle, entry, items, ctx, call_args)
 
 
-def call_args(item: WorkItem) -> dict[str, Any]:
+def call_args(_entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
     spec = item.input
     kwargs: dict[str, Any] = {
         "image": first_frame(item),

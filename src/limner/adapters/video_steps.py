@@ -22,7 +22,7 @@ from limner.media.images import open_image
 from limner.media.video import encode_video, poster, to_uint8_frames
 
 # Builds the pipeline's keyword arguments for one job (the family's own mapping).
-CallArgs = Callable[[WorkItem], dict[str, Any]]
+CallArgs = Callable[[CatalogEntry, WorkItem], dict[str, Any]]
 
 
 class Stopped(Exception):
@@ -61,7 +61,7 @@ def run_videos(
         if ctx.is_canceled(item.job_id):
             outputs.append(JobOutput(files={}))
             continue
-        kwargs = {**call_args(item), **entry.call_args}
+        kwargs = {**call_args(entry, item), **entry.call_args}
         frames = generate(pipe, kwargs, ctx, index, len(items))
         if frames is None or ctx.is_canceled(item.job_id):
             outputs.append(JobOutput(files={}))

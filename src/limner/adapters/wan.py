@@ -41,7 +41,7 @@ class WanAdapter:
 
     def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
         refuse(entry, items, NOT_HONOURED)
-        return run_videos(model.handle, entry, items, ctx, lambda item: call_args(entry, item))
+        return run_videos(model.handle, entry, items, ctx, call_args)
 
 
 def call_args(entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 way diffusers' own test-suite does with ``get_dummy_components()``) and saves
 it with ``save_pretrained``. The product then loads it through the ordinary
 ``DiffusionPipeline.from_pretrained(dest)`` path, exactly like a real model,
-without any network access.
+without any network access. A few names build a single model instead (a
+component published on its own, such as AnimateDiff's motion adapter), which
+is loaded with that model class's ``from_pretrained``.
 
 Importing this package does not import torch: the builders import their
 heavy dependencies when called.
