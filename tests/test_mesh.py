@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -19,6 +20,7 @@ import trimesh
 from PIL import Image
 
 from limner.media.mesh import encode_mesh, render_turntable
+from limner.tiny import build_tiny
 from limner.tiny.marching_cubes import EDGES, lookup_table, triangles_for
 from tests.jobs import data_uri, generate
 
@@ -140,6 +142,23 @@ def test_marching_cubes_table_closes_surfaces() -> None:
     mesh = trimesh.Trimesh(out.verts.numpy(), out.faces.numpy())
     assert mesh.is_watertight and mesh.is_winding_consistent
     assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.6**3 / 1.5, rel=0.05)  # positive: normals point out
+
+
+@pytest.mark.parametrize("name", ["shap-e", "shap-e-img2img"])
+def test_tiny_shap_e_builds_are_reproducible_and_hold_the_table(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("diffusers")
+    from safetensors.numpy import load_file
+
+    build_tiny(name, tmp_path / "a")
+    build_tiny(name, tmp_path / "b")
+    weights = sorted((tmp_path / "a").rglob("*.safetensors"))
+    assert weights and not list((tmp_path / "a").rglob("*.bin"))
+    for path in weights:
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+    renderer = load_file(tmp_path / "a" / "shap_e_renderer" / "diffusion_pytorch_model.safetensors")
+    cases, masks = lookup_table()
+    assert np.array_equal(renderer["mesh_decoder.cases"], cases)
+    assert np.array_equal(renderer["mesh_decoder.masks"], masks)
 
 
 def test_turntable_renders_the_mesh() -> None:

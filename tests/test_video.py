@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from limner.media.video import encode_video, probe_video
+from limner.tiny import build_tiny
 from tests.jobs import data_uri, fetch_image, generate, submit, wait_done, wait_state
 
 WAN = "limner/tiny-wan"
@@ -182,7 +184,20 @@ def test_models_show_video_limits(http: httpx.Client) -> None:
     assert {"text-to-video", "image-to-video"} <= tasks
 
 
-# -- the encoder on its own --------------------------------------------------------------------
+# -- the pieces on their own -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["wan", "wan-i2v", "cogvideox", "cogvideox-i2v", "svd", "animatediff-motion-adapter"])
+def test_tiny_video_builds_are_reproducible_safetensors(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("diffusers")
+    build_tiny(name, tmp_path / "a")
+    build_tiny(name, tmp_path / "b")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert any(f.suffix == ".safetensors" for f in files)
+    assert not [f for f in files if f.suffix in {".bin", ".pt", ".pth", ".ckpt"}]
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
 
 
 def test_encode_video_measures_the_file() -> None:
