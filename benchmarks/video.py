@@ -4,7 +4,8 @@ resident memory.
 
 Baseline, per model: the family's own call arguments, ``pipe(...)`` and the same MP4 encode,
 in a loop in one process, after one warm-up call. Through limner: ``POST /v1/run`` for the
-same inputs, after one warm-up job (which loads the model). Both sides use the same number of
+same inputs, after one warm-up job (which loads the model); the two sides alternate call by
+call, so both see the same load on a shared machine. Both use the same number of
 torch threads (BENCH_THREADS, default 1: the machine's cores are shared). The tiny models draw
 noise; what is measured is the platform around them, at the sizes the tests use.
 
@@ -21,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,9 @@ def request(body: dict[str, Any], seed: int) -> dict[str, Any]:
     return {**{k: (uri if v == "IMAGE" else v) for k, v in body.items()}, "num_inference_steps": STEPS, "seed": seed}
 
 
-def direct(model: str, body: dict[str, Any], n: int, models_dir: Path) -> dict[str, float]:
-    """Seconds per video calling the pipeline in this process (plus the same MP4 encode)."""
+def direct_runner(model: str, body: dict[str, Any], models_dir: Path) -> Callable[[int], tuple[float, float]]:
+    """Loads the model in this process; the runner makes one video with the given seed (the
+    pipeline call and the same MP4 encode) and returns (seconds in all, seconds encoding)."""
     import torch
 
     from limner.adapters import FAMILIES, load_adapter
@@ -67,24 +70,23 @@ def direct(model: str, body: dict[str, Any], n: int, models_dir: Path) -> dict[s
     from limner.media.video import encode_video, to_uint8_frames
 
     entry = load_catalog().get(model)
-    spec = request(body, 0)
-    files = {"image": first_frame_png()} if "image" in spec else {}
+    files = {"image": first_frame_png()} if "image" in body else {}
     # Every request here has a size (its own or the entry's default): nothing to derive from the image.
-    spec = finalize_input(entry, parse_input(entry, spec)).model_dump()
+    spec = finalize_input(entry, parse_input(entry, request(body, 0))).model_dump()
     loaded = load_adapter(entry.family).load(entry, LoadEnv(device="cpu", models_dir=models_dir))
     family = importlib.import_module(FAMILIES[entry.family].module)
-    times, encode_times = [], []
-    for index in range(n + 1):  # the first call warms up
-        item = WorkItem(job_id="bench", input={**spec, "seed": index}, files=files)
+
+    def run(seed: int) -> tuple[float, float]:
+        item = WorkItem(job_id="bench", input={**spec, "seed": seed}, files=files)
         started = time.perf_counter()
         with torch.inference_mode():
             frames = loaded.handle(**family.call_args(entry, item), **entry.call_args, output_type="np").frames[0]
         encode_started = time.perf_counter()
         encode_video(to_uint8_frames(frames), spec["fps"])
-        if index:
-            times.append(time.perf_counter() - started)
-            encode_times.append(time.perf_counter() - encode_started)
-    return {"s_per_video": statistics.median(times), "encode_s": statistics.median(encode_times)}
+        done = time.perf_counter()
+        return done - started, done - encode_started
+
+    return run
 
 
 def main() -> None:
@@ -94,23 +96,30 @@ def main() -> None:
     torch.set_num_threads(threads)
     n = rounds(5)
     models_dir = Path(tempfile.mkdtemp(prefix="limner-bench-models-"))
-    rows: dict[str, dict[str, Any]] = {}
-    for model, body in MODELS:
-        rows[model] = {"direct": direct(model, body, n, models_dir)}
+    runners = {model: direct_runner(model, body, models_dir) for model, body in MODELS}
     baseline_rss = peak_rss_mb()
+    rows: dict[str, dict[str, Any]] = {}
     with live_limner(threads) as live:
         for model, body in MODELS:
-            live.run(model, request(body, 0))  # loads (and builds) the model
-            walls, inference = [], []
-            for index in range(1, n + 1):
-                wall, result = live.run(model, request(body, index))
+            runners[model](0)  # warm up, and
+            live.run(model, request(body, 0))  # load (and build) the model in the worker
+            direct, encode, walls, inference = [], [], [], []
+            # Alternate the two sides, so that both see the same load on a shared machine.
+            for seed in range(1, n + 1):
+                seconds, encoding = runners[model](seed)
+                direct.append(seconds)
+                encode.append(encoding)
+                wall, result = live.run(model, request(body, seed))
                 walls.append(wall)
                 inference.append(result["timings"]["inference_s"])
                 assert result["videos"][0]["frames"] == body["num_frames"]
-            rows[model]["server"] = {
-                "s_per_video": statistics.median(walls),
-                "inference_s": statistics.median(inference),
-                "worker_peak_rss_mb_so_far": round(live.worker_peak_rss_mb(), 1),
+            rows[model] = {
+                "direct": {"s_per_video": statistics.median(direct), "encode_s": statistics.median(encode)},
+                "server": {
+                    "s_per_video": statistics.median(walls),
+                    "inference_s": statistics.median(inference),
+                    "worker_peak_rss_mb_so_far": round(live.worker_peak_rss_mb(), 1),
+                },
             }
         worker_rss = live.worker_peak_rss_mb()
     print(f"{'model':28} {'direct s':>9} {'server s':>9} {'ratio':>6} {'encode s':>9} {'worker MB':>10}")
