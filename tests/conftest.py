@@ -30,6 +30,16 @@ models:
     title: Fails on request (see limner.adapters.faults)
     defaults: {width: 64, height: 64, num_inference_steps: 1}
     runtime: {timeout_s: 4, max_attempts: 2}
+  - id: test/slow-wan
+    task: text-to-video
+    family: wan
+    source: tiny://wan
+    title: Tiny Wan with room for many steps (for video cancel tests)
+    defaults: {width: 32, height: 32, num_frames: 5, fps: 8, num_inference_steps: 4}
+    limits: {min_width: 16, min_height: 16, max_width: 64, max_height: 64, size_multiple: 16, frames_multiple: 4,
+             max_steps: 5000}
+    runtime: {dtype: float32, memory_mb: 64}
+    call_args: {max_sequence_length: 64}
   - id: test/offline-hub
     task: text-to-image
     family: diffusers-image

@@ -38,6 +38,11 @@ FAMILIES: Final = MappingProxyType(
             Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"})),
             Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
             Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"})),
+            Family("wan", "limner.adapters.wan", frozenset({"text-to-video", "image-to-video"})),
+            Family("cogvideox", "limner.adapters.cogvideox", frozenset({"text-to-video", "image-to-video"})),
+            Family("stable-video-diffusion", "limner.adapters.svd", frozenset({"image-to-video"})),
+            Family("animatediff", "limner.adapters.animatediff", frozenset({"text-to-video"})),
+            Family("shap-e", "limner.adapters.shap_e", frozenset({"text-to-3d", "image-to-3d"})),
         )
     }
 )

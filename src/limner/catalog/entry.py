@@ -60,6 +60,11 @@ class CatalogEntry(BaseModel):
     call_args: dict[str, Any] = Field(
         default_factory=dict, description="Fixed keyword arguments for the pipeline call (e.g. max_sequence_length)."
     )
+    components: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra pipeline parts published on their own, by the name the family loads them under "
+        "(e.g. motion_adapter for AnimateDiff); each a source like `source`.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -79,8 +84,9 @@ class CatalogEntry(BaseModel):
                 f"runtime.quantization {quantization} is not supported by family {self.family!r} "
                 f"(families that support it: {', '.join(able) or 'none'})"
             )
-        if not self.source.startswith(SOURCE_SCHEMES):
-            raise ValueError(f"source {self.source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
+        for name, source in {"source": self.source, **self.components}.items():
+            if not source.startswith(SOURCE_SCHEMES):
+                raise ValueError(f"{name} {source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
         self._check_defaults()
         return self
 
@@ -89,6 +95,9 @@ class CatalogEntry(BaseModel):
         unknown = set(self.defaults) - set(model.model_fields)
         if unknown:
             raise ValueError(f"defaults name unknown fields: {', '.join(sorted(unknown))}")
+        not_fields = set(self.unsupported) - set(model.model_fields)
+        if not_fields:
+            raise ValueError(f"unsupported names fields the {self.task} schema lacks: {', '.join(sorted(not_fields))}")
         placeholders = {
             name: "x" for name, field in model.model_fields.items() if field.is_required() and name not in self.defaults
         }
@@ -117,6 +126,7 @@ class CatalogEntry(BaseModel):
             "source": self.source,
             "revision": self.revision,
             "variant": self.variant,
+            "components": self.components,
             "runtime": self.runtime.model_dump(
                 exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s"}
             ),
@@ -168,6 +178,7 @@ class CatalogEntry(BaseModel):
             "levers": self.levers(),
             "unsupported": list(self.unsupported),
             "call_args": self.call_args,
+            "components": self.components,
         }
 
 

@@ -8,7 +8,9 @@ from typing import Final
 from limner.tasks.audio import TextToAudioInput
 from limner.tasks.base import Limits, TaskInput, TaskSpec
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
+from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 from limner.tasks.speech import TextToSpeechInput
+from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
 TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-image",
@@ -34,6 +36,10 @@ TASKS: Final = MappingProxyType(
             TaskSpec("inpainting", InpaintingInput, "images", "Inpainting"),
             TaskSpec("text-to-audio", TextToAudioInput, "audio", "Text to audio (music and sound)"),
             TaskSpec("text-to-speech", TextToSpeechInput, "audio", "Text to speech"),
+            TaskSpec("text-to-video", TextToVideoInput, "videos", "Text to video"),
+            TaskSpec("image-to-video", ImageToVideoInput, "videos", "Image to video"),
+            TaskSpec("text-to-3d", TextTo3DInput, "meshes", "Text to 3D"),
+            TaskSpec("image-to-3d", ImageTo3DInput, "meshes", "Image to 3D"),
         )
     }
 )

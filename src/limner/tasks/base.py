@@ -33,10 +33,24 @@ class Limits(BaseModel):
     max_input_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_input_pixels: int = Field(default=4096 * 4096, ge=1)
     # Audio and speech. A model's own ceiling goes in its catalog entry (Stable Audio Open: 47 s).
-    max_duration_s: float = Field(default=300.0, gt=0, description="Longest audio a request may ask for.")
+    max_duration_s: float = Field(
+        default=300.0, gt=0, description="Longest output in seconds: audio, or video (num_frames / fps)."
+    )
     max_input_audio_s: float = Field(default=600.0, gt=0, description="Longest input audio (e.g. a melody).")
     max_text_chars: int = Field(default=5000, ge=1, description="Longest text to speak.")
     voices: tuple[str, ...] = Field(default=(), description="The voice names a speech model knows (empty: any).")
+    # Video (and the turntable previews of 3D outputs).
+    min_frames: int = Field(default=1, ge=1, description="Fewest frames a video may have.")
+    max_frames: int = Field(default=257, ge=1, description="Most frames a video may have.")
+    frames_multiple: int = Field(
+        default=1,
+        ge=1,
+        description="num_frames - 1 must be a multiple of this (4 for VAEs that compress time 4x, e.g. Wan).",
+    )
+    max_fps: int = Field(default=60, ge=1, description="Highest frame rate.")
+    # 3D.
+    max_mesh_resolution: int = Field(default=256, ge=8, description="Finest marching-cubes grid (per side).")
+    max_preview_size: int = Field(default=512, ge=16, description="Largest turntable preview (pixels per side).")
 
 
 class TaskInput(BaseModel):

@@ -4,7 +4,9 @@
 way diffusers' own test-suite does with ``get_dummy_components()``) and saves
 it with ``save_pretrained``. The product then loads it through the ordinary
 ``DiffusionPipeline.from_pretrained(dest)`` path, exactly like a real model,
-without any network access.
+without any network access. A few names build a single model instead (a
+component published on its own, such as AnimateDiff's motion adapter), which
+is loaded with that model class's ``from_pretrained``.
 
 Importing this package does not import torch: the builders import their
 heavy dependencies when called.
@@ -21,10 +23,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from limner.tiny.animatediff import build_motion_adapter
+from limner.tiny.cogvideox import build_cogvideox, build_cogvideox_i2v
 from limner.tiny.flux import build_flux
 from limner.tiny.musicgen import build_musicgen, build_musicgen_melody
 from limner.tiny.sd import build_sd
+from limner.tiny.shap_e import build_shap_e, build_shap_e_img2img
 from limner.tiny.stable_audio import build_stable_audio
+from limner.tiny.svd import build_svd
+from limner.tiny.wan import build_wan, build_wan_i2v
 
 __all__ = ["TINY_NAMES", "build_tiny"]
 
@@ -35,6 +42,14 @@ _BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
         "musicgen": build_musicgen,
         "musicgen-melody": build_musicgen_melody,
         "stable-audio": build_stable_audio,
+        "wan": build_wan,
+        "wan-i2v": build_wan_i2v,
+        "cogvideox": build_cogvideox,
+        "cogvideox-i2v": build_cogvideox_i2v,
+        "svd": build_svd,
+        "animatediff-motion-adapter": build_motion_adapter,
+        "shap-e": build_shap_e,
+        "shap-e-img2img": build_shap_e_img2img,
     }
 )
 TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)

@@ -1,0 +1,67 @@
+"""Family ``stable-video-diffusion``: image to video with ``StableVideoDiffusionPipeline``.
+
+SVD takes no text: ``prompt`` and ``negative_prompt`` are refused. It is conditioned on the
+frame rate (the request's ``fps``, which is also the file's), a motion bucket and the noise
+added to the first frame (``motion_bucket_id``, ``noise_aug_strength``; the pipeline's defaults
+when absent). Its guidance ramps linearly over the frames from ``min_guidance_scale`` (1.0,
+or the entry's ``call_args``) to the request's ``guidance_scale``. ``decode_chunk_size`` in
+``call_args`` trades decoding memory for speed.
+
+Steps: 1. load (from_pretrained, place)  2. check (refuse text)  3. prepare (one call's
+       arguments; the first frame fitted to the frame size)  4. run (denoising with progress
+       and stop, then decoding)  5. encode (MP4 + poster)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import StableVideoDiffusionPipeline
+
+from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
+from limner.adapters.loading import quiet_runtimes
+from limner.adapters.video_steps import first_frame, generator, refuse, run_videos
+from limner.catalog.entry import CatalogEntry
+
+NOT_HONOURED = ("prompt", "negative_prompt")
+
+
+class StableVideoDiffusionAdapter:
+    # -- 1. load ---------------------------------------------------------------------------
+
+    def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
+        pipe, revision = load_pipeline(StableVideoDiffusionPipeline, entry, env)
+        return loaded(pipe, revision, env)
+
+    def unload(self, model: LoadedModel) -> None:
+        unload_pipeline(model)
+
+    # -- 2. to 5. ------------------------------------------------------------------------------
+
+    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+        refuse(entry, items, NOT_HONOURED)
+        return run_videos(model.handle, entry, items, ctx, call_args)
+
+
+def call_args(_entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
+    spec = item.input
+    kwargs: dict[str, Any] = {
+        "image": first_frame(item),
+        "height": spec["height"],
+        "width": spec["width"],
+        "num_frames": spec["num_frames"],
+        "num_inference_steps": spec["num_inference_steps"],
+        "max_guidance_scale": spec["guidance_scale"],
+        "fps": spec["fps"],
+        "generator": generator(spec["seed"]),
+    }
+    for name in ("motion_bucket_id", "noise_aug_strength"):
+        if spec.get(name) is not None:
+            kwargs[name] = spec[name]
+    return kwargs
+
+
+def make_adapter() -> StableVideoDiffusionAdapter:
+    quiet_runtimes()
+    return StableVideoDiffusionAdapter()
