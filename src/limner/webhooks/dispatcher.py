@@ -128,7 +128,7 @@ class Dispatcher:
             try:
                 claimed = self.run_once()
             except Exception as exc:  # the store is down: keep trying, never die
-                log.warning("webhook dispatcher could not reach the store: %s", exc)
+                log.warning("webhook dispatcher: %s: %s", type(exc).__name__, exc)
                 claimed = 0
             if not claimed:
                 self._stop.wait(self.config.poll_s)
@@ -138,8 +138,10 @@ class Dispatcher:
         if not self.deliveries.has_due():
             return 0
         free = 0
-        while free < self.config.concurrency and self._slots.acquire(blocking=free == 0, timeout=self.config.poll_s):
-            free += 1
+        if self._slots.acquire(timeout=self.config.poll_s):  # wait for one free slot, then take what is free
+            free = 1
+            while free < self.config.concurrency and self._slots.acquire(blocking=False):
+                free += 1
         if not free:
             return 0
         try:
