@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from limner.store.engine import Engines
@@ -96,11 +96,19 @@ class Deliveries:
             return conn.execute(select(webhook_outbox.c.id).where(self._due(time.time())).limit(1)).first() is not None
 
     def claim(self, owner: str, limit: int, lease_s: float) -> list[Delivery]:
+        """Lease up to ``limit`` due messages. A job's messages go out one at a time, oldest
+        first (never two of one job in flight), so without retries they arrive in order."""
         now = time.time()
+        other = webhook_outbox.alias("other")
+        in_flight = exists().where(
+            other.c.job_id == webhook_outbox.c.job_id,
+            other.c.status == DELIVERING,
+            other.c.lease_expires_at >= now,
+        )
         picked = (
             select(webhook_outbox.c.id)
-            .where(self._due(now))
-            .order_by(webhook_outbox.c.next_attempt_at)
+            .where(self._due(now), ~in_flight)
+            .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -116,7 +124,21 @@ class Deliveries:
             .returning(*webhook_outbox.c)
         )
         with self.engines.write.begin() as conn:
-            return [Delivery.from_row(r) for r in conn.execute(stmt).mappings()]
+            claimed = sorted(
+                (Delivery.from_row(r) for r in conn.execute(stmt).mappings()),
+                key=lambda d: (d.next_attempt_at or 0.0, d.created_at),
+            )
+            keep: dict[str, Delivery] = {}
+            for delivery in claimed:
+                keep.setdefault(delivery.job_id, delivery)
+            extra = [d.id for d in claimed if keep[d.job_id] is not d]
+            if extra:  # a second message of the same job waits for the first
+                conn.execute(
+                    update(webhook_outbox)
+                    .where(webhook_outbox.c.id.in_(extra))
+                    .values(status=PENDING, lease_owner=None, lease_expires_at=None)
+                )
+        return list(keep.values())
 
     def record(self, owner: str, attempt: Attempt, dispatcher: str) -> bool:
         """Log the attempt and move the message on; False if our lease had been taken over."""
