@@ -73,6 +73,7 @@ class Attempt:
     response_excerpt: str | None
     outcome: str  # delivered | retry | failed | gone
     retry_at: float | None
+    dispatcher: str = ""  # which dispatcher (host-pid-…) made the attempt
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -158,7 +159,7 @@ class Deliveries:
         else:
             values.update(status=GONE if attempt.outcome == "gone" else "failed", next_attempt_at=None)
         with self.engines.write.begin() as conn:
-            conn.execute(insert(webhook_attempts).values(**attempt.as_dict(), dispatcher=dispatcher))
+            conn.execute(insert(webhook_attempts).values({**attempt.as_dict(), "dispatcher": dispatcher}))
             moved = conn.execute(
                 update(webhook_outbox)
                 .where(
