@@ -17,7 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from limner.webhooks.signing import generate_secret
+
 ROOT = Path(__file__).resolve().parent.parent
+# The signing secret of every limner process the tests start (one per test session).
+WEBHOOK_SECRET = generate_secret()
 
 
 def free_port() -> int:
@@ -99,6 +103,12 @@ def child_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, s
             "LIMNER_STREAM_POLL_S": "0.05",
             # One OS thread per torch op keeps two workers from fighting over two cores.
             "OMP_NUM_THREADS": "1",
+            # Webhook receivers in tests listen on loopback; retries come fast.
+            "LIMNER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+            "LIMNER_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "LIMNER_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.4",
+            "LIMNER_WEBHOOK_POLL_S": "0.05",
+            "LIMNER_CLEANUP_INTERVAL_S": "0.3",
         }
     )
     if extra:

@@ -115,6 +115,39 @@ class JobTimeout(LimnerError):
     error_type = "timeout"
 
 
+class StartTimeout(LimnerError):
+    """The job was not started within its start deadline (``start_deadline_s``)."""
+
+    status_code = 504
+    error_type = "start_timeout"
+
+
+class ResultExpired(LimnerError):
+    """The job's result passed its retention time; its files were deleted."""
+
+    status_code = 410
+    error_type = "result_expired"
+
+
+class Unauthorized(LimnerError):
+    """No API key, or one this server does not know."""
+
+    status_code = 401
+    error_type = "unauthorized"
+
+
+class Forbidden(LimnerError):
+    """A known API key that was revoked."""
+
+    status_code = 403
+    error_type = "forbidden"
+
+
+class Conflict(LimnerError):
+    status_code = 409
+    error_type = "conflict"
+
+
 class WorkerLost(LimnerError):
     """The job's worker stopped renewing its lease more times than the job may be retried."""
 
@@ -146,6 +179,11 @@ ERROR_TYPES: dict[str, type[LimnerError]] = {
         OutOfMemory,
         Canceled,
         JobTimeout,
+        StartTimeout,
+        ResultExpired,
+        Unauthorized,
+        Forbidden,
+        Conflict,
         WorkerLost,
         StoreUnavailable,
     )

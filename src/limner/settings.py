@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -76,6 +76,41 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(
         default=20.0, gt=0, description="Connect and read timeout, and total time cap, of one input URL fetch."
     )
+    # Webhooks (Standard Webhooks v1, delivered from the outbox in the job store).
+    webhook_secret: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "whsec_… signing secrets (LIMNER_WEBHOOK_SECRET: comma-separated). Every one signs each delivery, "
+            "so during a rotation receivers holding either secret verify; empty = a generated secret kept in the store."
+        ),
+    )
+    webhook_allow_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Hosts or CIDRs webhooks may be sent to although they are not public (comma-separated).",
+    )
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0),
+        description="Delay in seconds before each attempt of a delivery (the first is after the event); then give up.",
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0, description="How long one delivery attempt may take.")
+    webhook_poll_s: float = Field(default=0.1, gt=0, description="How often the dispatcher looks for due deliveries.")
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, description="Deliveries in flight per API process.")
+    webhook_jitter: float = Field(
+        default=0.1, ge=0, le=1, description="Each retry delay is stretched or shrunk at random by up to this share."
+    )
+    dispatch_webhooks: bool = Field(default=True, description="Run the webhook dispatcher in this API process.")
+    # Jobs clients rely on.
+    result_ttl_s: float = Field(
+        default=0.0, ge=0, description="Keep results (and their files) this long after a job ends; 0 = forever."
+    )
+    cleanup_interval_s: float = Field(default=60.0, gt=0, description="How often expired results are deleted.")
+    # API keys.
+    require_keys: bool = Field(
+        default=False, description="Require an API key on every route but health even before any key exists."
+    )
+    file_url_ttl_s: float = Field(
+        default=3600.0, gt=0, description="Lifetime of the signed /v1/files URLs handed out while API keys are on."
+    )
 
     @field_validator("catalog", mode="before")
     @classmethod
@@ -84,19 +119,43 @@ class Settings(BaseSettings):
             return tuple(Path(p) for p in value.split(",") if p.strip())
         return value
 
-    @field_validator("fetch_allow_hosts", mode="before")
+    @field_validator("fetch_allow_hosts", "webhook_allow_hosts", "webhook_secret", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = value.split(",")
-        return tuple(p.strip() for p in value if p.strip()) if isinstance(value, list | tuple) else value
+        return tuple(str(p).strip() for p in value if str(p).strip()) if isinstance(value, list | tuple) else value
 
-    @field_validator("fetch_allow_hosts")
+    @field_validator("fetch_allow_hosts", "webhook_allow_hosts")
     @classmethod
-    def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _check_hosts(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         from limner.net.guard import parse_allow_list
 
-        parse_allow_list(value)  # a typo fails at start-up, not on the first fetch
+        # A typo fails at start-up, not on the first fetch or delivery.
+        parse_allow_list(value, f"LIMNER_{str(info.field_name).upper()}")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from limner.webhooks.signing import check_secret
+
+        for secret in value:
+            check_secret(secret)
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [p for p in value.split(",") if p.strip()]
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("webhook_retry_schedule needs at least one delay, none of them negative")
         return value
 
     def resolved(self) -> Settings:

@@ -23,6 +23,7 @@ from diffusers import (
 )
 from PIL import Image
 
+from limner import progress
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.loading import (
     diffusers_quantization,
@@ -112,13 +113,12 @@ class DiffusersImageAdapter:
         chunk = max(1, entry.runtime.max_batch_size)
         chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
         images: list[Image.Image | None] = []
-        ctx.stage("denoising")
         for index, part in enumerate(chunks):
             if all(ctx.is_canceled(items[r.item].job_id) for r in part):
                 images.extend([None] * len(part))
                 continue
             images.extend(call(pipe, entry, items[part[0].item].input, part, accepted, ctx, index, len(chunks)))
-        ctx.stage("encoding media")
+        ctx.stage(progress.ENCODING_MEDIA)
         outputs = [JobOutput(files={"images": []}) for _ in items]
         for row, image in zip(rows, images, strict=True):
             if image is not None and not ctx.is_canceled(items[row.item].job_id):
@@ -204,15 +204,22 @@ def call(
     if entry.task == "inpainting":
         kwargs["mask_image"] = [r.mask for r in rows]
 
+    # The pipeline encodes the prompt, then denoises (reporting each step), then decodes the
+    # latents; the step callback marks where one phase ends and the next begins.
     def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         total = int(getattr(p, "num_timesteps", 0) or spec["num_inference_steps"])
+        if step == 0:
+            ctx.stage(progress.DENOISING)
         ctx.step(chunk * total + step + 1, chunks * total)
+        if step + 1 >= total:
+            ctx.stage(progress.DECODING)
         if ctx.should_stop():
             p._interrupt = True
         return tensors
 
     if "callback_on_step_end" in accepted:
         kwargs["callback_on_step_end"] = on_step
+    ctx.stage(progress.ENCODING_PROMPT)
     with torch.inference_mode():
         result = pipe(**{k: v for k, v in kwargs.items() if k in accepted})
     images: list[Image.Image] = list(result.images)

@@ -21,6 +21,7 @@ import time
 
 from PIL import Image
 
+from limner import progress
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.media.images import encode_image
@@ -51,7 +52,7 @@ class FaultsAdapter:
                 os._exit(3)
             if prompt.startswith("steps:"):
                 total = int(prompt.split(":", 1)[1])
-                ctx.stage("denoising")
+                ctx.stage(progress.DENOISING)
                 for step in range(total):
                     if ctx.should_stop():
                         break

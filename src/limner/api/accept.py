@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
 from limner.api.inputs import store_file_inputs
+from limner.api.job_options import job_options
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.errors import InvalidInput
 from limner.net.fetch import FetchPolicy
@@ -56,6 +57,7 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
     entry = ctx.catalog.get(model_id)
     priority = parse_priority(request.headers.get("x-limner-priority"))
     key = check_idempotency_key(request.headers.get("idempotency-key"))
+    options = await job_options(request, ctx.settings)
     body = await read_json(request)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
@@ -74,5 +76,10 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         body_hash=body_hash({"model": entry.id, "body": body}),
         idempotency_key=key,
         max_attempts=entry.runtime.max_attempts or ctx.settings.max_attempts,
+        webhook_url=options.webhook_url,
+        webhook_events=options.webhook_events,
+        start_deadline_s=options.start_deadline_s,
+        result_ttl_s=options.result_ttl_s,
+        api_key_id=getattr(request.state, "api_key_id", None),
     )
     return await ctx.submitter.submit(job)

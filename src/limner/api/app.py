@@ -18,10 +18,14 @@ from limner.api import (
     routes_queue,
     routes_requests,
     routes_run,
+    routes_status_ws,
     routes_workers,
+    webhooks_routes,
 )
+from limner.api.auth import ApiKeyMiddleware
 from limner.api.bodylimit import BodyLimit
 from limner.api.context import ApiContext
+from limner.api.integration import build_integration
 from limner.api.submitter import Submitter
 from limner.api.watcher import Watcher
 from limner.catalog import Catalog, load_catalog
@@ -39,6 +43,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
     engines = make_engines(settings.store)
     upgrade(engines)
     jobs = JobStore(engines, priority_step_s=settings.priority_step_s)
+    integration = build_integration(settings, engines, open_storage(settings.storage))
     return ApiContext(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(settings.catalog),
@@ -46,9 +51,10 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
         jobs=jobs,
         queue=WorkQueue(engines, lease_s=settings.lease_s),
         workers=WorkerRegistry(engines),
-        storage=open_storage(settings.storage),
+        storage=integration.storage,
         submitter=Submitter(jobs, max_batch=settings.submit_batch_max),
         watcher=Watcher(engines, settings.stream_poll_s),
+        integration=integration,
     )
 
 
@@ -75,6 +81,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.submitter.start()
         ctx.watcher.start()
+        ctx.integration.start()
         reaper = asyncio.create_task(_reaper(ctx), name="limner-reaper")
         try:
             yield
@@ -82,6 +89,7 @@ def create_app(
             if on_stop is not None:
                 await asyncio.to_thread(on_stop)
             reaper.cancel()
+            await ctx.integration.stop()
             await ctx.submitter.stop()
             await ctx.watcher.stop()
             ctx.engines.dispose()
@@ -102,7 +110,10 @@ def create_app(
         routes_workers,
         routes_files,
         routes_health,
+        routes_status_ws,
+        webhooks_routes,
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, auth=ctx.integration.auth, files=ctx.integration.file_signer)
     return app

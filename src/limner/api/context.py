@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from limner.api.integration import Integration
 from limner.api.submitter import Submitter
 from limner.api.watcher import Watcher
 from limner.catalog import Catalog
@@ -28,6 +29,7 @@ class ApiContext:
     storage: Storage
     submitter: Submitter
     watcher: Watcher
+    integration: Integration
 
     def base_url(self, request: Request) -> str:
         """Absolute URLs in responses use the configured public URL, else the request's own."""

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from limner.api.context import ApiContext, get_ctx
+from limner.api.file_urls import unwrap
 from limner.errors import InvalidInput, NotFound, PayloadTooLarge
 from limner.media.sniff import ACCEPTED, sniff
 from limner.media.types import content_type_for
@@ -105,7 +106,7 @@ async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
 
 @router.get("/v1/files/{key:path}")
 def get_file(key: str, ctx: Ctx) -> FileResponse:
-    storage = ctx.storage
+    storage = unwrap(ctx.storage)
     if not isinstance(storage, LocalStorage):
         raise NotFound("this server's storage hands out its own URLs", loc=("path", "key"))
     path = storage.path(key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -13,10 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.accept import accept
 from limner.api.context import ApiContext, get_ctx
-from limner.api.views import failure, queue_urls, render_refs, status_body
+from limner.api.job_options import OPTIONS_DOC
+from limner.api.status_feed import render_status, status_updates
+from limner.api.views import expired, failure, queue_urls, render_refs
 from limner.errors import NotReady, RequestNotFound
 from limner.store.records import Job
-from limner.store.states import QUEUED, SUCCEEDED
+from limner.store.states import SUCCEEDED
 
 router = APIRouter(tags=["queue"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -47,6 +49,7 @@ SUBMIT_DOC: dict[str, Any] = {
             "required": False,
             "schema": {"type": "string", "enum": ["high", "normal", "low"]},
         },
+        *OPTIONS_DOC,
     ],
 }
 
@@ -65,12 +68,6 @@ async def load_job(ctx: ApiContext, owner: str, name: str, request_id: str) -> J
     if job is None or job.model_id != f"{owner}/{name}":
         raise RequestNotFound(f"no request {request_id} for model {owner}/{name}", loc=("path", "request_id"))
     return job
-
-
-async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> dict[str, Any]:
-    position = await run_in_threadpool(ctx.jobs.queue_position, job) if job.status == QUEUED else 0
-    logs = await run_in_threadpool(ctx.jobs.logs, job.id) if with_logs else None
-    return status_body(job, base, position=position, logs=logs)
 
 
 @router.get("/v1/queue/{owner}/{name}/requests/{request_id}/status")
@@ -102,20 +99,8 @@ async def status_stream(
     base = ctx.base_url(request)
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        current: Job | None = job
-        last = ""
-        while current is not None:
-            body = await render_status(ctx, current, base, logs)
-            text = json.dumps(body, sort_keys=True)
-            if text != last:
-                last = text
-                yield {"data": text}
-            if current.terminal:
-                return
-            # While queued, wake up every second anyway: the queue position moves.
-            timeout = 1.0 if current.status == QUEUED else 15.0
-            await ctx.watcher.wait_change(current.id, current.updated_at, timeout)
-            current = await run_in_threadpool(ctx.jobs.get, current.id)
+        async for text in status_updates(ctx, job, base, logs):
+            yield {"data": text}
 
     return EventSourceResponse(events(), ping=15)
 
@@ -130,6 +115,8 @@ async def result(owner: str, name: str, request_id: str, request: Request, ctx: 
 def result_response(ctx: ApiContext, job: Job, base: str) -> JSONResponse:
     if not job.terminal:
         raise NotReady(f"request {job.id} is still {job.status}; its result is not ready", loc=("request_id",))
+    if job.expired(time.time()):
+        raise expired(job)
     if job.status != SUCCEEDED:
         raise failure(job)
     body = render_refs(job.result or {}, ctx.storage, base)

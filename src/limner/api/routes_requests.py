@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from limner.api.context import ApiContext, get_ctx
 from limner.api.views import summary
 from limner.errors import InvalidInput
-from limner.store.states import STATUSES
+from limner.store.jobs import JobFilter
+from limner.store.states import PRIORITIES, STATUSES
+from limner.tasks import TASK_IDS
 
 router = APIRouter(tags=["requests"])
 FAL_STATUSES = {"IN_QUEUE": ("queued",), "IN_PROGRESS": ("running",), "COMPLETED": ("succeeded", "failed", "canceled")}
@@ -40,6 +42,11 @@ async def list_requests(
     model: Annotated[str | None, Query(description="A model id, owner/name.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor from the previous page.")] = None,
+    created_after: Annotated[float | None, Query(description="Only jobs created at or after (unix time).")] = None,
+    created_before: Annotated[float | None, Query(description="Only jobs created before (unix time).")] = None,
+    priority: Annotated[str | None, Query(description="high, normal or low.")] = None,
+    task: Annotated[str | None, Query(description="A task id, e.g. text-to-image.")] = None,
+    key: Annotated[str | None, Query(description="Only jobs submitted with this API key id.")] = None,
 ) -> dict[str, Any]:
     statuses: tuple[str, ...] | None = None
     if status:
@@ -52,8 +59,17 @@ async def list_requests(
                 f"status must be one of {', '.join(STATUSES)} or IN_QUEUE, IN_PROGRESS, COMPLETED",
                 loc=("query", "status"),
             )
+    if priority is not None and priority not in PRIORITIES:
+        raise InvalidInput("priority must be one of high, normal, low", loc=("query", "priority"))
+    if task is not None and task not in TASK_IDS:
+        raise InvalidInput(f"task must be one of {', '.join(TASK_IDS)}", loc=("query", "task"))
+    filters = JobFilter(
+        created_after=created_after, created_before=created_before, priority=priority, task=task, api_key_id=key
+    )
     after = decode_cursor(cursor) if cursor else None
-    page = await run_in_threadpool(ctx.jobs.list_jobs, statuses=statuses, model_id=model, limit=limit + 1, before=after)
+    page = await run_in_threadpool(
+        ctx.jobs.list_jobs, statuses=statuses, model_id=model, limit=limit + 1, before=after, filters=filters
+    )
     base = ctx.base_url(request)
     more = len(page) > limit
     page = page[:limit]

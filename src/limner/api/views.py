@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from limner.errors import ERROR_TYPES, LimnerError
+from limner import progress
+from limner.errors import ERROR_TYPES, LimnerError, ResultExpired
 from limner.storage import Storage
 from limner.storage.base import REF_PREFIX
 from limner.store.records import Job, LogLine
@@ -42,7 +45,7 @@ def status_body(job: Job, base: str, *, position: int, logs: list[LogLine] | Non
         "state": job.status,
         "request_id": job.id,
         "model_id": job.model_id,
-        "progress": job.progress or {"stage": job.status, "step": 0, "total": 0, "percent": 0.0},
+        "progress": progress.normalize(job.progress, job.status),
         # fal's clients expect logs on IN_PROGRESS and COMPLETED bodies: always send the list.
         "logs": [line.as_dict() for line in logs] if logs is not None else [],
         "attempts": job.attempts,
@@ -58,6 +61,11 @@ def status_body(job: Job, base: str, *, position: int, logs: list[LogLine] | Non
         body["error_type"] = job.error_type
     if job.result and "timings" in job.result:
         body["metrics"] = {"inference_time": job.result["timings"].get("inference_s")}
+    if job.start_deadline_at is not None:
+        body["start_deadline_at"] = job.start_deadline_at
+    if job.result_ttl_s:
+        body["expires_at"] = job.expires_at
+        body["expired"] = job.expired(time.time())
     return body
 
 
@@ -66,6 +74,16 @@ def failure(job: Job) -> LimnerError:
     cls = ERROR_TYPES.get(job.error_type or "", LimnerError)
     status = "failed" if job.status == FAILED else job.status
     return cls(f"request {job.id} {status}: {job.error or job.error_type}", loc=("request_id",))
+
+
+def expired(job: Job) -> ResultExpired:
+    """The answer of the result route after the result's retention time."""
+    when = datetime.fromtimestamp(job.expires_at or job.expired_at or 0, UTC).isoformat(timespec="seconds")
+    return ResultExpired(
+        f"the result of request {job.id} expired at {when} (kept {job.result_ttl_s:g} s after the job ended, "
+        "result_ttl_s); its files were deleted",
+        loc=("request_id",),
+    )
 
 
 def summary(job: Job, base: str) -> dict[str, Any]:
@@ -82,6 +100,7 @@ def summary(job: Job, base: str) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "error_type": job.error_type,
+        "api_key_id": job.api_key_id,
         "status_url": f"{request_base(base, job)}/status",
         "response_url": request_base(base, job),
     }

@@ -61,8 +61,9 @@ class AllowList:
         return any(address.version == net.version and address in net for net in self.networks)
 
 
-def parse_allow_list(entries: Iterable[str]) -> AllowList:
-    """Hosts and CIDRs from ``LIMNER_FETCH_ALLOW_HOSTS``; raises ValueError on an entry that is neither."""
+def parse_allow_list(entries: Iterable[str], setting: str = ALLOW_SETTING) -> AllowList:
+    """Hosts and CIDRs from ``LIMNER_FETCH_ALLOW_HOSTS`` (or ``setting``); raises ValueError on an entry
+    that is neither."""
     hosts: set[str] = set()
     networks: list[Network] = []
     for raw in entries:
@@ -75,7 +76,7 @@ def parse_allow_list(entries: Iterable[str]) -> AllowList:
         except ValueError:
             pass
         if not HOST_NAME.match(entry):
-            raise ValueError(f"{ALLOW_SETTING}: {raw!r} is neither a host name nor an address or CIDR")
+            raise ValueError(f"{setting}: {raw!r} is neither a host name nor an address or CIDR")
         hosts.add(entry.rstrip("."))
     return AllowList(frozenset(hosts), tuple(networks))
 
@@ -166,8 +167,18 @@ def shown(url: str, limit: int = 200) -> str:
     return url if len(url) <= limit else url[: limit - 1] + "…"
 
 
-def resolve_target(url: str, allow: AllowList, resolver: Resolver = system_resolver) -> Target:
-    """Check ``url`` and resolve its host once; raise Refused if any address is off limits."""
+def resolve_target(
+    url: str,
+    allow: AllowList,
+    resolver: Resolver = system_resolver,
+    *,
+    setting: str = ALLOW_SETTING,
+    action: str = "fetch from",
+) -> Target:
+    """Check ``url`` and resolve its host once; raise Refused if any address is off limits.
+
+    ``setting`` and ``action`` name the allow-list and what limner would do there, for the
+    message (file inputs: LIMNER_FETCH_ALLOW_HOSTS, "fetch from"; webhooks their own)."""
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
@@ -197,7 +208,7 @@ def resolve_target(url: str, allow: AllowList, resolver: Resolver = system_resol
         reason = classify(address)
         if reason and not host_allowed and not allow.allows_address(address):
             raise Refused(
-                f"{shown(url)} {verb} {address}, {reason}; limner does not fetch from such addresses "
-                f"unless an operator allows the host ({ALLOW_SETTING}, comma-separated hosts or CIDRs)"
+                f"{shown(url)} {verb} {address}, {reason}; limner does not {action} such addresses "
+                f"unless an operator allows the host ({setting}, comma-separated hosts or CIDRs)"
             )
     return Target(parsed, addresses[0], tuple(addresses))

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from limner import progress
 from limner.store.queue import WorkQueue
 
 
@@ -25,8 +26,8 @@ class BatchContext:
         self.canceled: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()
-        self._stage = "starting"
-        self._stage_started = time.monotonic()
+        self._stage = progress.STARTING
+        self._first_step: tuple[float, int] | None = None  # (when, which) the stage's first step came
         self._last_write = 0.0
         self._step = 0
         self._total = 0
@@ -36,12 +37,14 @@ class BatchContext:
     def stage(self, name: str) -> None:
         with self._lock:
             self._stage, self._step, self._total = name, 0, 0
-            self._stage_started = time.monotonic()
+            self._first_step = None
         self._write(force=True)
 
     def step(self, step: int, total: int) -> None:
         with self._lock:
             self._step, self._total = step, total
+            if self._first_step is None:
+                self._first_step = (time.monotonic(), step)
         self._write(force=step >= total)
 
     def log(self, message: str, level: str = "info") -> None:
@@ -63,14 +66,15 @@ class BatchContext:
         self.lost |= job_ids & set(self.job_ids)
 
     def snapshot(self) -> dict[str, Any]:
+        """The contract's progress object. The ETA is measured from the stage's first reported
+        step, so work before it (a pipeline encoding its prompt) does not skew the rate."""
         with self._lock:
-            stage, step, total = self._stage, self._step, self._total
-            elapsed = time.monotonic() - self._stage_started
-        percent = round(100.0 * step / total, 1) if total else 0.0
-        progress: dict[str, Any] = {"stage": stage, "step": step, "total": total, "percent": percent}
-        if total and step:
-            progress["eta_s"] = round(elapsed / step * (total - step), 2)
-        return progress
+            stage, step, total, first = self._stage, self._step, self._total, self._first_step
+        eta: float | None = None
+        if total and first is not None and step > first[1]:
+            rate = (time.monotonic() - first[0]) / (step - first[1])
+            eta = round(rate * (total - step), 2)
+        return progress.make(stage, step, total, eta)
 
     def _write(self, *, force: bool) -> None:
         now = time.monotonic()

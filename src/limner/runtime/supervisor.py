@@ -54,7 +54,8 @@ class Supervisor:
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         env = child_env(self.settings)
         env[PARENT_ENV] = str(os.getpid())
-        if not self.settings.threads:  # share the cores among the workers this parent runs
+        if not self.settings.threads and "OMP_NUM_THREADS" not in env:
+            # Share the cores among the workers this parent runs (an explicit OMP_NUM_THREADS wins).
             env["LIMNER_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.count))
         proc = subprocess.Popen([sys.executable, "-m", "limner", *CHILD_COMMAND], env=env)
         log.info("started worker %d (pid %d)", index, proc.pid)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from limner import progress
 from limner.adapters import load_adapter
 from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkItem
 from limner.catalog import Catalog, CatalogEntry
@@ -152,7 +153,7 @@ class Worker:
         self._current = ctx
         times: dict[str, float] = {"start": time.time()}
         try:
-            ctx.stage("loading model")
+            ctx.stage(progress.LOADING_MODEL)
             loaded = self.residency.get(entry)
             times["loaded"] = time.time()
             items = [WorkItem(job_id=j.id, input=j.input, files=self._read_files(j)) for j in jobs]
@@ -161,7 +162,7 @@ class Worker:
             times["ran"] = time.time()
             if len(outputs) != len(jobs):
                 raise ModelError(f"adapter returned {len(outputs)} outputs for {len(jobs)} jobs")
-            ctx.stage("uploading")
+            ctx.stage(progress.UPLOADING)
             for job, output in zip(jobs, outputs, strict=True):
                 self._finish(ctx, entry, loaded, job, output, times, len(jobs))
             self.batches_run += 1

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
+from limner import progress
 from limner.errors import IdempotencyConflict
+from limner.store import outbox
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job, LogLine, NewJob, Submitted
@@ -18,6 +21,31 @@ from limner.store.schema import job_events, jobs
 from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, rank_for
 
 CancelOutcome = Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """The listing's further filters (all optional, combined with AND)."""
+
+    created_after: float | None = None
+    created_before: float | None = None
+    priority: str | None = None
+    task: str | None = None
+    api_key_id: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        if self.created_after is not None:
+            out.append(jobs.c.created_at >= self.created_after)
+        if self.created_before is not None:
+            out.append(jobs.c.created_at < self.created_before)
+        if self.priority:
+            out.append(jobs.c.priority == self.priority)
+        if self.task:
+            out.append(jobs.c.task == self.task)
+        if self.api_key_id:
+            out.append(jobs.c.api_key_id == self.api_key_id)
+        return out
 
 
 class JobStore:
@@ -107,9 +135,14 @@ class JobStore:
             "attempts": 0,
             "max_attempts": item.max_attempts,
             "cancel_requested": False,
-            "progress": {"stage": "queued", "step": 0, "total": 0, "percent": 0.0},
+            "progress": progress.make(progress.QUEUED),
             "created_at": now,
             "updated_at": now,
+            "webhook_url": item.webhook_url,
+            "webhook_events": item.webhook_events,
+            "start_deadline_at": now + item.start_deadline_s if item.start_deadline_s else None,
+            "result_ttl_s": item.result_ttl_s or None,
+            "api_key_id": item.api_key_id,
         }
 
     def cancel(self, job_id: str) -> CancelOutcome | None:
@@ -125,11 +158,12 @@ class JobStore:
                     updated_at=now,
                     error="canceled before it started",
                     error_type="canceled",
-                    progress={"stage": "canceled", "step": 0, "total": 0, "percent": 0.0},
+                    progress=progress.make(progress.CANCELED),
                 )
             ).rowcount
             if done:
                 self._log(conn, job_id, "info", "api", "canceled while queued")
+                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
                 notify(conn, [job_id])
                 return "CANCELLATION_REQUESTED"
             flagged = conn.execute(
@@ -189,6 +223,7 @@ class JobStore:
         model_id: str | None = None,
         limit: int = 50,
         before: tuple[float, str] | None = None,
+        filters: JobFilter | None = None,
     ) -> list[Job]:
         """Newest first. ``before`` is the (created_at, id) of the last job of the previous page."""
         conditions: list[ColumnElement[bool]] = []
@@ -196,6 +231,8 @@ class JobStore:
             conditions.append(jobs.c.status.in_(statuses))
         if model_id:
             conditions.append(jobs.c.model_id == model_id)
+        if filters is not None:
+            conditions.extend(filters.conditions())
         if before is not None:
             stamp, job_id = before
             conditions.append(or_(jobs.c.created_at < stamp, and_(jobs.c.created_at == stamp, jobs.c.id < job_id)))

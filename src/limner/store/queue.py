@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from limner.store import outbox
+from limner.store.deadlines import expire_unstarted
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job
@@ -96,9 +98,11 @@ class WorkQueue:
             .returning(*jobs.c)
         )
         with self.engines.write.begin() as conn:
+            expire_unstarted(conn, now)  # a job past its start deadline is never started
             claimed = [Job.from_row(r) for r in conn.execute(stmt)]
             for job in claimed:
                 _log(conn, job.id, "info", "worker", f"claimed by {worker_id} (attempt {job.attempts})", now)
+            outbox.on_jobs(conn, [j.id for j in claimed], outbox.STARTED)
             notify(conn, [j.id for j in claimed])
         claimed.sort(key=lambda j: j.rank)
         return claimed
@@ -132,6 +136,7 @@ class WorkQueue:
                 .returning(jobs.c.cancel_requested)
             ).first()
             if row is not None:
+                outbox.on_progress(conn, job_id)
                 notify(conn, [job_id])
         if row is None:
             return Lease(held=False, cancel_requested=False)
@@ -198,6 +203,8 @@ class WorkQueue:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
             note = "will retry" if requeue else "failed"
             _log(conn, job_id, "error", "worker", f"{error_type}: {message} ({note})", now)
+            if not requeue:
+                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
             notify(conn, [job_id])
         return QUEUED if requeue else FAILED
 
@@ -210,6 +217,7 @@ class WorkQueue:
             ).rowcount
             if done:
                 _log(conn, job_id, "info", "worker", note, time.time())
+                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
                 notify(conn, [job_id])
         return bool(done)
 
@@ -284,6 +292,7 @@ class WorkQueue:
             for job_id in requeued:
                 _log(conn, job_id, "warning", "reaper", "worker lost; job returned to the queue", now)
             touched = [*canceled, *lost, *requeued]
+            outbox.on_jobs(conn, [*canceled, *lost], outbox.COMPLETED)
             notify(conn, touched)
         return touched
 

@@ -23,6 +23,11 @@ class NewJob:
     body_hash: str
     idempotency_key: str | None
     max_attempts: int
+    webhook_url: str | None = None
+    webhook_events: str | None = None  # comma-separated: started, progress, completed
+    start_deadline_s: float | None = None
+    result_ttl_s: float | None = None
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,27 @@ class Job:
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    webhook_url: str | None = None
+    webhook_events: str | None = None
+    start_deadline_at: float | None = None
+    result_ttl_s: float | None = None
+    expired_at: float | None = None
+    api_key_id: str | None = None
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the result (and its files) go, or None if kept for good."""
+        if self.finished_at is None or not self.result_ttl_s:
+            return None
+        return self.finished_at + self.result_ttl_s
+
+    def expired(self, now: float) -> bool:
+        expires = self.expires_at
+        return self.expired_at is not None or (expires is not None and expires <= now)
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Job:
@@ -88,6 +110,12 @@ class Job:
             started_at=m["started_at"],
             finished_at=m["finished_at"],
             updated_at=m["updated_at"],
+            webhook_url=m.get("webhook_url"),
+            webhook_events=m.get("webhook_events"),
+            start_deadline_at=m.get("start_deadline_at"),
+            result_ttl_s=m.get("result_ttl_s"),
+            expired_at=m.get("expired_at"),
+            api_key_id=m.get("api_key_id"),
         )
 
 

@@ -57,10 +57,22 @@ jobs = Table(
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
+    # Integration (revision 0002): where and on what events to send webhooks ("completed",
+    # "started,progress,completed"), when an unstarted job gives up (start_timeout), how long
+    # its result is kept after it ends, when that result was deleted, and which API key made it.
+    Column("webhook_url", Text, nullable=True),
+    Column("webhook_events", String(40), nullable=True),
+    Column("start_deadline_at", Float, nullable=True),
+    Column("result_ttl_s", Float, nullable=True),
+    Column("expired_at", Float, nullable=True),
+    Column("api_key_id", String(40), nullable=True),
     Index("ix_jobs_status_rank", "status", "rank"),
     Index("ix_jobs_model_status_rank", "model_id", "status", "rank"),
     Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     Index("ix_jobs_created", "created_at"),
+    Index("ix_jobs_status_deadline", "status", "start_deadline_at"),
+    Index("ix_jobs_key_created", "api_key_id", "created_at"),
+    Index("ix_jobs_finished", "finished_at"),
 )
 
 job_events = Table(
@@ -88,4 +100,72 @@ workers = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
+)
+
+# The webhook outbox: one row per message (an event of a job for its URL), written in the same
+# transaction as the job change that caused it. Dispatchers claim due rows with a lease.
+# status: pending | delivering | delivered | failed | gone (the receiver said 410) | superseded
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the webhook-id header: the same on every retry
+    Column("job_id", String(36), nullable=False),
+    Column("event", String(16), nullable=False),  # started | progress | completed
+    Column("url", Text, nullable=False),
+    Column("payload", Json, nullable=False),
+    # "<job>:completed" makes a second completion message for a job impossible.
+    Column("dedupe_key", String(80), nullable=True, unique=True),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),  # all attempts, replays included
+    Column("tries", Integer, nullable=False),  # attempts of the current round (a replay starts a new one)
+    Column("next_attempt_at", Float, nullable=True),
+    Column("lease_owner", String(80), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Index("ix_webhook_outbox_due", "status", "next_attempt_at"),
+    Index("ix_webhook_outbox_job", "job_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("outcome", String(12), nullable=False),  # delivered | retry | failed | gone
+    Column("retry_at", Float, nullable=True),
+    Column("dispatcher", String(80), nullable=False),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)
+
+# API keys, stored as the SHA-256 of the key (see limner.store.keys for why not bcrypt).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+# Secrets the server makes for itself (the webhook signing secret, the file-URL signing key):
+# in the store, so every API replica and worker on any machine shares them.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -1,0 +1,45 @@
+"""One feed of status objects per job, shared by the SSE stream and the WebSocket.
+
+It yields the status body (the same object the status route answers) each time it changes,
+ending with the terminal one. While a job is queued it looks again every second even without
+a change to the job, because its queue position moves as other jobs are claimed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from limner.api.context import ApiContext
+from limner.api.views import status_body
+from limner.store.records import Job
+from limner.store.states import QUEUED
+
+QUEUED_RECHECK_S = 1.0
+RUNNING_RECHECK_S = 15.0
+
+
+async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> dict[str, Any]:
+    position = await run_in_threadpool(ctx.jobs.queue_position, job) if job.status == QUEUED else 0
+    logs = await run_in_threadpool(ctx.jobs.logs, job.id) if with_logs else None
+    return status_body(job, base, position=position, logs=logs)
+
+
+async def status_updates(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> AsyncIterator[str]:
+    """JSON texts of the job's status, one per change, the terminal one last."""
+    current: Job | None = job
+    last = ""
+    while current is not None:
+        body = await render_status(ctx, current, base, with_logs)
+        text = json.dumps(body, sort_keys=True)
+        if text != last:
+            last = text
+            yield text
+        if current.terminal:
+            return
+        timeout = QUEUED_RECHECK_S if current.status == QUEUED else RUNNING_RECHECK_S
+        await ctx.watcher.wait_change(current.id, current.updated_at, timeout)
+        current = await run_in_threadpool(ctx.jobs.get, current.id)

@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks v1 signing and the outbox dispatcher."""
