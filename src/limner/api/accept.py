@@ -11,6 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
 from limner.api.inputs import store_file_inputs
+from limner.api.observability import api_key_of, serve_cached
+from limner.cache.modes import HEADER as CACHE_HEADER
+from limner.cache.modes import effective_mode, requested_mode
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.errors import InvalidInput
 from limner.net.fetch import FetchPolicy
@@ -57,6 +60,9 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
     priority = parse_priority(request.headers.get("x-limner-priority"))
     key = check_idempotency_key(request.headers.get("idempotency-key"))
     body = await read_json(request)
+    cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
+    api_key_id = api_key_of(request)
+    await run_in_threadpool(ctx.obs.check_quota, ctx, api_key_id)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
         policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
@@ -74,5 +80,11 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         body_hash=body_hash({"model": entry.id, "body": body}),
         idempotency_key=key,
         max_attempts=entry.runtime.max_attempts or ctx.settings.max_attempts,
+        api_key_id=api_key_id,
+        cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
     )
+    if job.cache_mode != "off" and key is None:  # with an Idempotency-Key the worker looks instead
+        served = await run_in_threadpool(serve_cached, ctx, entry, job)
+        if served is not None:
+            return served
     return await ctx.submitter.submit(job)

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from limner import __version__
 from limner.api import (
     errors,
+    observability,
     routes_catalog,
     routes_files,
     routes_health,
@@ -76,12 +77,14 @@ def create_app(
         ctx.submitter.start()
         ctx.watcher.start()
         reaper = asyncio.create_task(_reaper(ctx), name="limner-reaper")
+        recorder = asyncio.create_task(observability.background(ctx), name="limner-usage")
         try:
             yield
         finally:
             if on_stop is not None:
                 await asyncio.to_thread(on_stop)
             reaper.cancel()
+            recorder.cancel()
             await ctx.submitter.stop()
             await ctx.watcher.stop()
             ctx.engines.dispose()
@@ -105,4 +108,5 @@ def create_app(
     ):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    observability.install(app)
     return app

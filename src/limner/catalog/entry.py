@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from limner.adapters import FAMILIES
+from limner.catalog.options import CacheOptions, QualityOptions
 from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
@@ -37,6 +38,9 @@ class RuntimeOptions(BaseModel):
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0, description="A batch running longer fails as timeout.")
+    usd_per_gpu_hour: float | None = Field(
+        default=None, ge=0, description="Price of an hour of this model's device time (else the worker's setting)."
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -59,6 +63,8 @@ class CatalogEntry(BaseModel):
     call_args: dict[str, Any] = Field(
         default_factory=dict, description="Fixed keyword arguments for the pipeline call (e.g. max_sequence_length)."
     )
+    cache: CacheOptions = Field(default_factory=CacheOptions)
+    quality: QualityOptions = Field(default_factory=QualityOptions)
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -117,7 +123,7 @@ class CatalogEntry(BaseModel):
             "revision": self.revision,
             "variant": self.variant,
             "runtime": self.runtime.model_dump(
-                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s"}
+                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "usd_per_gpu_hour"}
             ),
         }
         return json.dumps(parts, sort_keys=True)
@@ -167,6 +173,8 @@ class CatalogEntry(BaseModel):
             "levers": self.levers(),
             "unsupported": list(self.unsupported),
             "call_args": self.call_args,
+            "cache": self.cache.model_dump(),
+            "quality": self.quality.model_dump(),
         }
 
 

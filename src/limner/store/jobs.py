@@ -110,6 +110,8 @@ class JobStore:
             "progress": {"stage": "queued", "step": 0, "total": 0, "percent": 0.0},
             "created_at": now,
             "updated_at": now,
+            "api_key_id": item.api_key_id,
+            "cache_mode": item.cache_mode,
         }
 
     def cancel(self, job_id: str) -> CancelOutcome | None:

@@ -23,6 +23,8 @@ class NewJob:
     body_hash: str
     idempotency_key: str | None
     max_attempts: int
+    api_key_id: str | None = None
+    cache_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Job:
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    api_key_id: str | None = None
+    cache_mode: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -88,6 +92,8 @@ class Job:
             started_at=m["started_at"],
             finished_at=m["finished_at"],
             updated_at=m["updated_at"],
+            api_key_id=m.get("api_key_id"),
+            cache_mode=m.get("cache_mode"),
         )
 
 
@@ -115,6 +121,7 @@ class WorkerInfo:
     started_at: float
     heartbeat_at: float
     stopped_at: float | None
+    stats: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> WorkerInfo:
@@ -130,4 +137,5 @@ class WorkerInfo:
             started_at=m["started_at"],
             heartbeat_at=m["heartbeat_at"],
             stopped_at=m["stopped_at"],
+            stats=m.get("stats"),
         )
