@@ -113,23 +113,33 @@ class WorkerHooks:
 
     # -- after a job -----------------------------------------------------------------------
 
-    def after_complete(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> None:
-        """Remember the result for the cache and queue its quality scoring."""
+    def remember(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> int | None:
+        """Add a result to the cache just before its job completes (so that a client who saw
+        it complete and asks again finds it); returns the entry's seq, None when not cached."""
         try:
-            self._remember(entry, revision, job, result)
+            return self._remember(entry, revision, job, result)
         except Exception as exc:
             log.warning("could not cache the result of %s: %s: %s", job.id, type(exc).__name__, exc)
+            return None
+
+    def forget(self, seq: int | None) -> None:
+        """Drop the entry of a job whose completion did not go through (its lease was lost)."""
+        if seq is not None:
+            self.cache.drop([seq])
+
+    def after_complete(self, entry: CatalogEntry, job: Job, result: dict[str, Any]) -> None:
+        """Queue the job's quality scoring (off the request's critical path)."""
         if entry.quality.enabled:
             self.quality.submit(entry, job, result)
 
-    def _remember(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> None:
+    def _remember(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> int | None:
         if entry.cache.mode == "off" and not entry.cache.semantic:
-            return
+            return None
         prompt = keys.prompt_of(job.input)
         embedding = None
         if entry.cache.semantic and prompt:
             embedding = np.asarray(self.embedder.encode([prompt])[0], dtype=np.float32).tobytes()
-        self.cache.remember(
+        return self.cache.remember(
             NewEntry(
                 model_id=entry.id,
                 revision_key=keys.revision_key(entry),

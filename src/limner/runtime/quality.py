@@ -67,7 +67,7 @@ class QualityMonitor:
         except queue.Full:
             log.warning("quality queue full; job %s is not scored", job.id)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)

@@ -233,10 +233,12 @@ class Worker:
             batch_outputs=int(times["outputs"]),
             batch_jobs=batch_size,
         )
+        cached = self.hooks.remember(entry, loaded.revision, job, result)  # before a client can ask again
         if not self.queue.complete(self.id, job.id, result):
             log.info("job %s: finished after its lease was lost; result discarded", job.id)
+            self.hooks.forget(cached)
         else:
-            self.hooks.after_complete(entry, loaded.revision, job, result)
+            self.hooks.after_complete(entry, job, result)
 
     def _store(self, job_id: str, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
         # One key per job and output index: a re-run after a crash overwrites, never duplicates.
