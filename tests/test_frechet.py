@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from limner.quality.drift import Window, judge
 from limner.catalog.options import QualityOptions
+from limner.quality.drift import Window, judge
 from limner.quality.frechet import fid, frechet_distance, gaussian
 
 
