@@ -107,6 +107,8 @@ def replay(threshold: float, requests: int) -> dict[str, Any]:
             lease_expires_at=None, cancel_requested=False, progress=None, result=None, error=None, error_type=None,
             created_at=0.0, started_at=0.0, finished_at=None, updated_at=0.0, cache_mode="semantic",
         )  # fmt: skip
+        if index % 500 == 0:
+            print(f"  replay at {threshold}: {index}/{requests} requests", flush=True)
         hit = hooks._lookup(entry, job)
         if hit is None:
             hooks.remember(entry, "rev", job, {"images": [], "usage": {"compute_s": cost}})
@@ -154,7 +156,7 @@ def main() -> None:
     safe = [r for r in curve if r["wrong_hit_share"] <= 0.01]
     chosen = safe[0]["threshold"] if safe else THRESHOLDS[-1]
     print(f"lowest threshold with <= 1% wrong hits: {chosen} (catalog default {DEFAULT_SEMANTIC_THRESHOLD})")
-    replays = [replay(t, args.requests) for t in sorted({0.90, DEFAULT_SEMANTIC_THRESHOLD})]
+    replays = [replay(t, args.requests) for t in sorted({0.90, chosen, DEFAULT_SEMANTIC_THRESHOLD})]
     for r in replays:
         print(
             f"replay at {r['threshold']}: hit rate {r['hit_rate']:.1%} ({r['identical_prompt_hits']} identical, "

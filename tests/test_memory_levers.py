@@ -55,7 +55,12 @@ def test_bfloat16_runs_on_the_cpu(http: httpx.Client) -> None:
 
 def test_a_family_without_quantization_refuses_it_at_catalog_load(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_entries(NF4_ENTRY, "x.yaml")[0].runtime.quantization == "nf4"
-    monkeypatch.setattr(catalog_entry, "QUANTIZATION_FAMILIES", {})
+    import dataclasses
+
+    from limner.adapters import FAMILIES
+
+    families = {n: dataclasses.replace(f, quantization=frozenset()) for n, f in FAMILIES.items()}
+    monkeypatch.setattr(catalog_entry, "FAMILIES", families)
     with pytest.raises(
         CatalogError, match=r"(?s)x\.yaml: model test/quantized: .*quantization nf4 is not supported by family"
     ):

@@ -62,7 +62,8 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
     body = await read_json(request)
     cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
     api_key_id = api_key_of(request)
-    await run_in_threadpool(ctx.obs.check_quota, ctx, api_key_id)
+    if ctx.obs.quotas.any:
+        await run_in_threadpool(ctx.obs.check_quota, ctx, api_key_id)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
         policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
@@ -83,7 +84,9 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         api_key_id=api_key_id,
         cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
     )
-    if job.cache_mode != "off" and key is None:  # with an Idempotency-Key the worker looks instead
+    seeded = body.get("seed") is not None
+    if (job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")) and key is None:
+        # With an Idempotency-Key the worker looks instead (the key must map to one job).
         served = await run_in_threadpool(serve_cached, ctx, entry, job)
         if served is not None:
             return served

@@ -12,7 +12,7 @@ CACHE_MODES: tuple[str, ...] = ("off", "exact", "semantic")
 # Cosine similarity of all-MiniLM-L6-v2 prompt embeddings above which two unseeded prompts
 # count as one request. Chosen from benchmarks/cache.py (labelled paraphrase / near-miss
 # pairs): the lowest threshold whose wrong-hit rate stays at or under 1%.
-DEFAULT_SEMANTIC_THRESHOLD = 0.95
+DEFAULT_SEMANTIC_THRESHOLD = 0.98
 
 
 class CacheOptions(BaseModel):

@@ -50,6 +50,7 @@ class WorkerHooks:
         self.semantic = SemanticIndex(settings.home / "cache-index", self.cache)
         self.quality = QualityMonitor(settings, engines, storage, device)
         self.counters = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
+        self._embedded: tuple[str | None, Any] = (None, None)
 
     # -- before a batch --------------------------------------------------------------------
 
@@ -81,7 +82,9 @@ class WorkerHooks:
         return self._semantic(entry, job, revision)
 
     def _semantic(self, entry: CatalogEntry, job: Job, revision: str) -> CacheHit | None:
-        vector = self.embedder.encode([keys.prompt_of(job.input)])[0]
+        prompt = keys.prompt_of(job.input)
+        vector = self.embedder.encode([prompt])[0]
+        self._embedded = (prompt, vector)  # a miss is remembered with the same embedding
         found = self.semantic.search(entry.id, vector, entry.cache.semantic_threshold)
         if not found:
             return None
@@ -138,7 +141,10 @@ class WorkerHooks:
         prompt = keys.prompt_of(job.input)
         embedding = None
         if entry.cache.semantic and prompt:
-            embedding = np.asarray(self.embedder.encode([prompt])[0], dtype=np.float32).tobytes()
+            known, vector = self._embedded
+            if known != prompt:
+                vector = self.embedder.encode([prompt])[0]
+            embedding = np.asarray(vector, dtype=np.float32).tobytes()
         return self.cache.remember(
             NewEntry(
                 model_id=entry.id,

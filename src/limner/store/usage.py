@@ -85,23 +85,33 @@ class UsageStore:
         """Write usage rows for finished jobs that have none yet; returns how many."""
         written = 0
         while True:
+            if not self._pending():
+                return written
             with self.engines.write.begin() as conn:
                 if self.engines.dialect == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(786002)"))
-                newest = conn.execute(select(func.max(job_usage.c.finished_at))).scalar()
-                since = (newest or 0.0) - CLOCK_MARGIN_S
-                rows = conn.execute(
-                    select(jobs)
-                    .outerjoin(job_usage, job_usage.c.job_id == jobs.c.id)
-                    .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at >= since, job_usage.c.job_id.is_(None))
-                    .order_by(jobs.c.finished_at)
-                    .limit(limit)
-                ).all()
+                rows = conn.execute(self._missing(conn).limit(limit)).all()
                 if rows:
                     self._insert(conn, [usage_row(r._mapping, self.price_of) for r in rows])
             written += len(rows)
             if len(rows) < limit:
                 return written
+
+    def _pending(self) -> bool:
+        """Whether any finished job lacks a usage row (read-only: no write lock when idle)."""
+        with self.engines.read.connect() as conn:
+            return conn.execute(self._missing(conn).limit(1)).first() is not None
+
+    @staticmethod
+    def _missing(conn: Connection) -> Any:
+        newest = conn.execute(select(func.max(job_usage.c.finished_at))).scalar()
+        since = (newest or 0.0) - CLOCK_MARGIN_S
+        return (
+            select(jobs)
+            .outerjoin(job_usage, job_usage.c.job_id == jobs.c.id)
+            .where(jobs.c.finished_at.is_not(None), jobs.c.finished_at >= since, job_usage.c.job_id.is_(None))
+            .order_by(jobs.c.finished_at)
+        )
 
     def _insert(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         maker = pg_insert if self.engines.dialect == "postgresql" else sqlite_insert
