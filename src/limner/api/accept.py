@@ -16,6 +16,7 @@ from limner.cache.modes import HEADER as CACHE_HEADER
 from limner.cache.modes import effective_mode, requested_mode
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.errors import InvalidInput
+from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
 from limner.store.records import NewJob, Submitted
 from limner.store.states import PRIORITIES
@@ -90,4 +91,5 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         served = await run_in_threadpool(serve_cached, ctx, entry, job)
         if served is not None:
             return served
+    job_id.set(job.id)  # later log lines of this request name its job
     return await ctx.submitter.submit(job)

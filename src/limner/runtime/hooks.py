@@ -16,6 +16,7 @@ import numpy as np
 
 from limner.cache import keys
 from limner.catalog.entry import CatalogEntry
+from limner.logs import job_id
 from limner.runtime.quality import QualityMonitor
 from limner.runtime.residency import Residency
 from limner.runtime.semantic import Embedder, SemanticIndex
@@ -56,7 +57,9 @@ class WorkerHooks:
 
     def serve_from_cache(self, entry: CatalogEntry, jobs: list[Job]) -> list[Job]:
         """Complete the jobs the cache can answer (exact key, or a semantic match for unseeded
-        requests); return the ones the model must run."""
+        requests); return the ones the model must run. Also puts the batch's job ids in the
+        log context (every log line of the batch carries them)."""
+        job_id.set(",".join(j.id for j in jobs))
         remaining: list[Job] = []
         for job in jobs:
             hit = None
