@@ -164,7 +164,8 @@ class CacheStore:
     def find(
         self, model_id: str, revision_key: str, *, exact_key: str | None = None, input_key: str | None = None
     ) -> CacheHit | None:
-        """The newest usable entry with this exact (or seedless input) key, else None."""
+        """The newest usable entry with this exact key, else None; by the seedless input key,
+        an identical unseeded request (a semantic hit of similarity 1: another seed's image)."""
         query = select(cache_entries).where(
             cache_entries.c.model_id == model_id, cache_entries.c.revision_key == revision_key
         )
@@ -176,9 +177,10 @@ class CacheStore:
             return None
         with self.engines.read.connect() as conn:
             rows = list(conn.execute(query.order_by(cache_entries.c.seq.desc()).limit(5)))
+        kind = "exact" if exact_key is not None else "semantic"
         for row in rows:
             if self.usable(row._mapping):
-                return _hit(row._mapping, "exact", 1.0)
+                return _hit(row._mapping, kind, 1.0)
         return None
 
     def by_seq(self, seqs: Sequence[int], group_key: str) -> list[dict[str, Any]]:
