@@ -85,6 +85,7 @@ def test_exact_hit_is_instant_with_the_same_files(client: httpx.Client) -> None:
     first = run(client, {"prompt": "a lighthouse", "seed": 11})
     assert "cache" not in first and first["usage"]["compute_s"] > 0 and first["usage"]["outputs"] == 1
     assert first["usage"]["cost_usd"] == pytest.approx(first["usage"]["compute_s"] * 3.6 / 3600, abs=1e-6)
+    time.sleep(2.5)  # the API refreshes its list of models with cache entries every 2 s
     handle = submit(client, MODEL, {"prompt": "a lighthouse", "seed": 11})
     status = client.get(f"/v1/queue/{MODEL}/requests/{handle['request_id']}/status")
     assert status.status_code == 200 and status.json()["state"] == "succeeded"  # done before any worker saw it
@@ -228,3 +229,22 @@ def test_quota_returns_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_generate_helper_still_works(client: httpx.Client) -> None:
     assert generate(client, MODEL, {"prompt": "plain", "seed": 77})["images"]
+
+
+def test_cli_cache_and_usage(client: httpx.Client, obs: ObsStack) -> None:
+    import subprocess
+    import sys
+
+    run(client, {"prompt": "cli", "seed": 5})
+
+    def limner(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "limner", *args, "--url", obs.base], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    body = json.loads(limner("usage", "--by", "model", "--json"))
+    assert any(r["model_id"] == MODEL and r["jobs"] >= 1 for r in body["usage"])
+    assert MODEL in limner("cache", "stats")
+    assert "purged" in limner("cache", "purge", MODEL)

@@ -86,7 +86,8 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
     )
     seeded = body.get("seed") is not None
-    if (job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")) and key is None:
+    lookup = job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")
+    if lookup and key is None and entry.id in ctx.obs.cached_models:
         # With an Idempotency-Key the worker looks instead (the key must map to one job).
         served = await run_in_threadpool(serve_cached, ctx, entry, job)
         if served is not None:

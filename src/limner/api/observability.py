@@ -12,7 +12,7 @@ import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -41,6 +41,10 @@ class Observability:
     usage: UsageStore
     quality: QualityStore
     quotas: Quotas
+    # Models with cache entries, refreshed every couple of seconds: a submission for a model
+    # with none skips the lookup (a thread hop and a query). An entry made since is still
+    # found by the worker's own lookup before it runs the job.
+    cached_models: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, ctx: ApiContext) -> Observability:
@@ -92,6 +96,7 @@ async def background(ctx: ApiContext, interval_s: float = 2.0) -> None:
         await asyncio.sleep(interval_s)
         try:
             await asyncio.to_thread(ctx.obs.usage.record_new)
+            ctx.obs.cached_models = await asyncio.to_thread(ctx.obs.cache.models)
             if time.time() - last_sweep > 300:
                 await asyncio.to_thread(ctx.obs.cache.purge_expired)
                 last_sweep = time.time()

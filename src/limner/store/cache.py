@@ -238,6 +238,11 @@ class CacheStore:
             ).scalar()
         return str(value) if value is not None else None
 
+    def models(self) -> set[str]:
+        """The models that have cache entries."""
+        with self.engines.read.connect() as conn:
+            return {r[0] for r in conn.execute(select(cache_entries.c.model_id).distinct())}
+
     def stats(self) -> list[dict[str, Any]]:
         with self.engines.read.connect() as conn:
             rows = conn.execute(
