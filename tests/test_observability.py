@@ -30,6 +30,11 @@ models:
     runtime: {{dtype: float32, memory_mb: 64, usd_per_gpu_hour: 3.6}}
     cache: {{mode: exact, semantic: true, semantic_threshold: 0.9}}
     quality: {{clip_score: true, window: 4, fid_reference: {reference}}}
+  - id: test/obs-faults
+    task: text-to-image
+    family: faults
+    source: builtin://faults
+    defaults: {{width: 64, height: 64, num_inference_steps: 1}}
 """
 
 
@@ -100,6 +105,20 @@ def test_exact_hit_is_instant_with_the_same_files(client: httpx.Client) -> None:
     assert "cache" not in off
 
 
+def test_worker_answers_from_the_cache_when_the_api_did_not(client: httpx.Client) -> None:
+    first = run(client, {"prompt": "a harbour", "seed": 21})
+    # With an Idempotency-Key the API queues the job; the worker finds the entry before running.
+    response = client.post(
+        f"/v1/queue/{MODEL}", json={"prompt": "a harbour", "seed": 21}, headers={"Idempotency-Key": "harbour-1"}
+    )
+    request_id = response.json()["request_id"]
+    assert wait_done(client, MODEL, request_id)["state"] == "succeeded"
+    body = result(client, MODEL, request_id)
+    assert body["cache"] == {**body["cache"], "hit": "exact", "source_request_id": first["request_id"]}
+    logs = client.get(f"/v1/queue/{MODEL}/requests/{request_id}/status", params={"logs": 1}).json()["logs"]
+    assert any(line["source"] == "cache" for line in logs)
+
+
 def test_cache_header_is_checked(client: httpx.Client) -> None:
     bad = client.post(f"/v1/queue/{MODEL}", json={"prompt": "x"}, headers={"X-Limner-Cache": "maybe"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["header", "x-limner-cache"]
@@ -125,6 +144,8 @@ def test_semantic_hit_for_a_paraphrase_and_not_for_a_near_miss(client: httpx.Cli
 
 
 def test_usage_estimate_and_metrics(client: httpx.Client) -> None:
+    failing = submit(client, "test/obs-faults", {"prompt": "raise"})
+    assert wait_done(client, "test/obs-faults", failing["request_id"])["state"] == "failed"
     run(client, {"prompt": "usage", "seed": 1})
     run(client, {"prompt": "usage", "seed": 1})  # an exact hit
     body = client.get("/v1/usage", params={"group_by": "model"}).json()
@@ -154,6 +175,7 @@ def test_usage_estimate_and_metrics(client: httpx.Client) -> None:
     assert samples[("limner_job_end_to_end_seconds_count", (("model", MODEL),))] >= 2
     assert samples[("limner_cache_saved_compute_seconds_total", (("model", MODEL),))] > 0
     assert samples[("limner_workers", ())] == 1
+    assert samples[("limner_job_failures_total", (("error_type", "model_error"), ("model", "test/obs-faults")))] >= 1
     rss = [v for (name, _), v in samples.items() if name == "limner_worker_rss_bytes"]
     assert rss and rss[0] > 10_000_000
     loads = [v for (name, _), v in samples.items() if name == "limner_model_loads_total"]

@@ -111,3 +111,38 @@ def test_cache_entries_follow_their_files_and_revision(engines: Engines, tmp_pat
     assert cache.find("m/a", "rk", exact_key="e2") is None
     cache.remember(entry("j1", "v2", "e3"))
     assert cache.purge("m/a") == 1 and cache.stats() == []
+
+
+def test_quotas_jobs_per_minute_and_compute_per_day(engines: Engines, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from limner.api.observability import Observability
+    from limner.errors import QuotaExceeded
+    from limner.quotas import load_quotas
+    from limner.store.quality import QualityStore
+
+    quotas = load_quotas('{"default": {"jobs_per_minute": 2}, "keys": {"heavy": {"compute_s_per_day": 1.5}}}')
+    obs = Observability(
+        cache=CacheStore(engines, LocalStorage(tmp_path)),
+        usage=UsageStore(engines, price_of=lambda _m: 0.0),
+        quality=QualityStore(engines),
+        quotas=quotas,
+    )
+    ctx: Any = SimpleNamespace(engines=engines)
+    store, queue = JobStore(engines, priority_step_s=30), WorkQueue(engines, lease_s=30)
+    obs.check_quota(ctx, "light")
+    store.submit_many([job("light"), job("light", 2)])
+    with pytest.raises(QuotaExceeded) as over:
+        obs.check_quota(ctx, "light")
+    assert 1 <= over.value.retry_after_s <= 60 and "jobs_per_minute=2" in over.value.message
+    obs.check_quota(ctx, None)  # anonymous falls back to the default, and has sent nothing
+
+    heavy = job("heavy", 9)
+    store.submit_many([heavy])
+    queue.claim("w", "m/a", "k", 10)
+    queue.complete("w", heavy.id, {"images": [], "usage": {"compute_s": 2.0, "outputs": 1}})
+    obs.usage.record_new()
+    with pytest.raises(QuotaExceeded) as spent:
+        obs.check_quota(ctx, "heavy")
+    assert spent.value.retry_after_s <= 86400 and "compute_s_per_day" in spent.value.message
