@@ -18,8 +18,11 @@ EXPERIMENT = "limner-quality"
 
 
 class MlflowTracker:
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, artifact_location: str | None = None) -> None:
         self.tracking_uri = tracking_uri
+        # Where a local store's experiment keeps artifacts (MLflow's default is ./mlruns in
+        # the working directory); a tracking server decides for itself.
+        self.artifact_location = None if tracking_uri.startswith(("http://", "https://")) else artifact_location
         self._client: Any = None
         self._experiment: str | None = None
         self._runs: dict[str, str] = {}
@@ -31,7 +34,11 @@ class MlflowTracker:
 
             client = MlflowClient(tracking_uri=self.tracking_uri)
             found = client.get_experiment_by_name(EXPERIMENT)
-            self._experiment = found.experiment_id if found else client.create_experiment(EXPERIMENT)
+            self._experiment = (
+                found.experiment_id
+                if found
+                else client.create_experiment(EXPERIMENT, artifact_location=self.artifact_location)
+            )
             self._client = client
         return self._client
 

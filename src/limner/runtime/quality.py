@@ -49,7 +49,7 @@ class QualityMonitor:
         self.storage = storage
         self.store = QualityStore(engines)
         self.device = device
-        self.tracker = MlflowTracker(settings.mlflow_tracking_uri)
+        self.tracker = MlflowTracker(settings.mlflow_tracking_uri, (settings.home / "mlflow-artifacts").as_uri())
         self.scored = 0
         self._scorer: ClipScorer | None = None
         self._unavailable: str | None = None
