@@ -16,7 +16,10 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,dev,piper,video]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,quality,dev,piper,video]' "$(TORCH)"
+	# Only for its CLIP tokenizer vocabulary (tests, tiny://clip): its requirements would pull
+	# torchvision and timm, so no dependencies.
+	$(BIN)/python -m pip install --quiet --no-deps "open-clip-torch==3.3.0"
 	touch $@
 
 install: $(VENV)/.installed

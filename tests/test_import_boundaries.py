@@ -13,7 +13,8 @@ from limner.settings import load_settings
 from limner.api.app import create_app
 import limner.client, limner.cli.main, limner.tiny, limner.catalog, limner.adapters
 app = create_app(load_settings(home={str(tmp_path)!r}))
-heavy = sorted(m for m in ("torch", "diffusers", "transformers", "accelerate") if m in sys.modules)
+heavy = ("torch", "diffusers", "transformers", "accelerate", "sentence_transformers", "faiss", "mlflow")
+heavy = sorted(m for m in heavy if m in sys.modules)
 print(",".join(heavy) or "none")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -134,3 +134,17 @@ def test_submit_without_options_is_unchanged(http: httpx.Client) -> None:
     wait_done(http, SD, handle["request_id"])
     listed = http.get(f"/v1/queue/{SD}/requests/{handle['request_id']}/webhooks").json()
     assert listed["deliveries"] == [] and listed["webhook_url"] is None
+
+
+def test_a_cache_hit_sends_its_completed_webhook_too(http: httpx.Client, hook: Receiver) -> None:
+    body = {"prompt": "cached and announced", "seed": 4242}
+    first = queue_with(http, SD, body, webhook_url=hook.url)
+    wait_done(http, SD, first["request_id"])
+    completed(hook, first["request_id"])
+    second = queue_with(http, SD, body, webhook_url=hook.url)  # answered from the exact cache
+    status = wait_done(http, SD, second["request_id"])
+    assert status["state"] == "succeeded"
+    result = http.get(second["response_url"]).json()
+    assert result["cache"]["hit"] == "exact" and result["cache"]["source_request_id"] == first["request_id"]
+    [message] = completed(hook, second["request_id"])
+    assert message["status"] == "OK" and message["payload"]["cache"]["hit"] == "exact"

@@ -155,6 +155,17 @@ class WorkerLost(LimnerError):
     error_type = "worker_lost"
 
 
+class QuotaExceeded(LimnerError):
+    """A key went over one of its quotas; ``retry_after_s`` says when it may try again."""
+
+    status_code = 429
+    error_type = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message, loc=loc)
+        self.retry_after_s = retry_after_s
+
+
 class StoreUnavailable(LimnerError):
     status_code = 503
     error_type = "store_unavailable"
@@ -185,6 +196,7 @@ ERROR_TYPES: dict[str, type[LimnerError]] = {
         Forbidden,
         Conflict,
         WorkerLost,
+        QuotaExceeded,
         StoreUnavailable,
     )
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -111,6 +111,35 @@ class Settings(BaseSettings):
     file_url_ttl_s: float = Field(
         default=3600.0, gt=0, description="Lifetime of the signed /v1/files URLs handed out while API keys are on."
     )
+    # Observability: logs, prices, quotas, cache, quality.
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per log line.")
+    usd_per_gpu_hour: str = Field(
+        default="",
+        description="Device time price: one number, or per device kind (LIMNER_USD_PER_GPU_HOUR=cuda=2.5,cpu=0.05).",
+    )
+    quotas: str = Field(default="", description="Per-key quotas: a YAML/JSON file, or inline JSON (see limner.quotas).")
+    cache_ttl_s: float = Field(default=0.0, ge=0, description="Forget cache entries this old; 0 = as long as media.")
+    clip_model: str = Field(
+        default="hf://openai/clip-vit-base-patch32",
+        description="CLIP for quality scores: hf://repo, file:///path or tiny://clip (loaded when present).",
+    )
+    embedding_model: str = Field(
+        default="", description="Folder of the semantic cache's sentence embedder; default all-MiniLM-L6-v2."
+    )
+    mlflow_tracking_uri: str = Field(
+        default="", description="MLflow tracking store for quality results; default sqlite under LIMNER_HOME."
+    )
+
+    @field_validator("usd_per_gpu_hour")
+    @classmethod
+    def _check_prices(cls, value: str) -> str:
+        parse_prices(value)  # a typo fails at start-up
+        return value
+
+    def price_for(self, device: str) -> float:
+        """USD per hour of ``device`` time (``cuda:1`` matches a ``cuda`` price); 0 when unpriced."""
+        prices = parse_prices(self.usd_per_gpu_hour)
+        return prices.get(device, prices.get(device.split(":", 1)[0], prices.get("*", 0.0)))
 
     @field_validator("catalog", mode="before")
     @classmethod
@@ -164,7 +193,10 @@ class Settings(BaseSettings):
         store = self.store or f"sqlite:///{home / 'limner.db'}"
         storage = self.storage or (home / "files").as_uri()
         catalog = tuple(p.expanduser().resolve() for p in self.catalog)
-        return self.model_copy(update={"home": home, "store": store, "storage": storage, "catalog": catalog})
+        mlflow = self.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}"
+        return self.model_copy(
+            update={"home": home, "store": store, "storage": storage, "catalog": catalog, "mlflow_tracking_uri": mlflow}
+        )
 
     @property
     def public_url(self) -> str:
@@ -186,6 +218,23 @@ class Settings(BaseSettings):
             else:
                 env[f"LIMNER_{name.upper()}"] = str(value)
         return env
+
+
+def parse_prices(text: str) -> dict[str, float]:
+    """``"2.5"`` (every device) or ``"cuda=2.5,cpu=0.05"`` -> {device kind: USD per hour}."""
+    prices: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, price = part.rpartition("=")
+        try:
+            value = float(price)
+        except ValueError:
+            raise ValueError(f"usd_per_gpu_hour: {part!r} is not a price (e.g. 2.5 or cuda=2.5)") from None
+        if value < 0:
+            raise ValueError(f"usd_per_gpu_hour: {part!r} is negative")
+        prices[name.strip() or "*"] = value
+    return prices
 
 
 def load_settings(**overrides: Any) -> Settings:

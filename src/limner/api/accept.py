@@ -12,8 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from limner.api.context import ApiContext
 from limner.api.inputs import store_file_inputs
 from limner.api.job_options import job_options
+from limner.api.observability import api_key_of, serve_cached
+from limner.cache.modes import HEADER as CACHE_HEADER
+from limner.cache.modes import effective_mode, requested_mode
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.errors import InvalidInput
+from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
 from limner.store.records import NewJob, Submitted
 from limner.store.states import PRIORITIES
@@ -59,6 +63,10 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
     key = check_idempotency_key(request.headers.get("idempotency-key"))
     options = await job_options(request, ctx.settings)
     body = await read_json(request)
+    cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
+    api_key_id = api_key_of(request)
+    if ctx.obs.quotas.any:
+        await run_in_threadpool(ctx.obs.check_quota, ctx, api_key_id)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
         policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
@@ -80,6 +88,15 @@ async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
         webhook_events=options.webhook_events,
         start_deadline_s=options.start_deadline_s,
         result_ttl_s=options.result_ttl_s,
-        api_key_id=getattr(request.state, "api_key_id", None),
+        api_key_id=api_key_id,
+        cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
     )
+    seeded = body.get("seed") is not None
+    lookup = job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")
+    if lookup and key is None and entry.id in ctx.obs.cached_models:
+        # With an Idempotency-Key the worker looks instead (the key must map to one job).
+        served = await run_in_threadpool(serve_cached, ctx, entry, job)
+        if served is not None:
+            return served
+    job_id.set(job.id)  # later log lines of this request name its job
     return await ctx.submitter.submit(job)

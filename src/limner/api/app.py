@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from limner import __version__
 from limner.api import (
     errors,
+    observability,
     routes_catalog,
     routes_files,
     routes_health,
@@ -83,6 +84,7 @@ def create_app(
         ctx.watcher.start()
         ctx.integration.start()
         reaper = asyncio.create_task(_reaper(ctx), name="limner-reaper")
+        recorder = asyncio.create_task(observability.background(ctx), name="limner-usage")
         try:
             yield
         finally:
@@ -90,6 +92,7 @@ def create_app(
                 await asyncio.to_thread(on_stop)
             reaper.cancel()
             await ctx.integration.stop()
+            recorder.cancel()
             await ctx.submitter.stop()
             await ctx.watcher.stop()
             ctx.engines.dispose()
@@ -116,4 +119,5 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, auth=ctx.integration.auth, files=ctx.integration.file_signer)
+    observability.install(app)
     return app

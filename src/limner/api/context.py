@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -17,6 +19,9 @@ from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
 from limner.store.workers import WorkerRegistry
 
+if TYPE_CHECKING:
+    from limner.api.observability import Observability
+
 
 @dataclass
 class ApiContext:
@@ -30,6 +35,13 @@ class ApiContext:
     submitter: Submitter
     watcher: Watcher
     integration: Integration
+
+    @cached_property
+    def obs(self) -> Observability:
+        """Cache, usage, quality and quotas (built on first use)."""
+        from limner.api.observability import Observability
+
+        return Observability.build(self)
 
     def base_url(self, request: Request) -> str:
         """Absolute URLs in responses use the configured public URL, else the request's own."""

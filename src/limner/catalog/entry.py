@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from limner.adapters import FAMILIES
+from limner.catalog.options import CacheOptions, QualityOptions
 from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
@@ -38,6 +39,9 @@ class RuntimeOptions(BaseModel):
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0, description="A batch running longer fails as timeout.")
+    usd_per_gpu_hour: float | None = Field(
+        default=None, ge=0, description="Price of an hour of this model's device time (else the worker's setting)."
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -65,6 +69,8 @@ class CatalogEntry(BaseModel):
         description="Extra pipeline parts published on their own, by the name the family loads them under "
         "(e.g. motion_adapter for AnimateDiff); each a source like `source`.",
     )
+    cache: CacheOptions = Field(default_factory=CacheOptions)
+    quality: QualityOptions = Field(default_factory=QualityOptions)
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -128,7 +134,7 @@ class CatalogEntry(BaseModel):
             "variant": self.variant,
             "components": self.components,
             "runtime": self.runtime.model_dump(
-                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s"}
+                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "usd_per_gpu_hour"}
             ),
         }
         return json.dumps(parts, sort_keys=True)
@@ -179,6 +185,8 @@ class CatalogEntry(BaseModel):
             "unsupported": list(self.unsupported),
             "call_args": self.call_args,
             "components": self.components,
+            "cache": self.cache.model_dump(),
+            "quality": self.quality.model_dump(),
         }
 
 

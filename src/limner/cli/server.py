@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from limner.logs import configure_logging
 from limner.settings import Settings, load_settings
 
 Home = Annotated[Path | None, typer.Option("--home", help="LIMNER_HOME: store, files and models live here.")]
@@ -28,8 +29,8 @@ def _settings(**flags: object) -> Settings:
     return load_settings(**flags)
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings) -> None:
+    configure_logging(settings.log_format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -50,10 +51,10 @@ def serve(
     from limner.api.app import create_app
     from limner.runtime.supervisor import Supervisor
 
-    _logging()
     settings = _settings(
         host=host, port=port, workers=workers, home=home, store=store, storage=storage, catalog=catalog
     )
+    _logging(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(settings, settings.workers)
     app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
@@ -63,7 +64,16 @@ def serve(
         f"store {settings.store}, storage {settings.storage}"
     )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+        # JSON logs: uvicorn's loggers go through the root handler instead of its own text config.
+        log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+            log_config=log_config,
+        )
     finally:
         supervisor.stop()
 
@@ -85,7 +95,7 @@ def worker(
     settings = _settings(
         home=home, store=store, storage=storage, catalog=catalog, device=device, memory_budget_mb=memory_budget_mb
     )
-    _logging()
+    _logging(settings)
     if child:
         _run_worker(settings)
         return

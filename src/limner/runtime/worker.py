@@ -24,8 +24,10 @@ from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkI
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
+from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.hooks import WorkerHooks
 from limner.runtime.residency import MB, Residency
 from limner.settings import Settings
 from limner.storage import open_storage
@@ -71,6 +73,7 @@ class Worker:
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
         self.residency = Residency(budget, self._adapter, self._load)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.hooks = WorkerHooks(settings, self.engines, self.storage, self.queue, self.id, self.device)
         self.stop_event = threading.Event()
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
@@ -119,6 +122,7 @@ class Worker:
                 self.registry.stopped(self.id)
             except DBAPIError:
                 log.warning("could not mark worker %s stopped", self.id)
+            self.hooks.close()
             self.residency.clear()
             self.engines.dispose()
 
@@ -148,6 +152,9 @@ class Worker:
     # -- one batch -------------------------------------------------------------------------
 
     def process(self, entry: CatalogEntry, jobs: list[Job]) -> None:
+        jobs = self.hooks.serve_from_cache(entry, jobs)
+        if not jobs:
+            return
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
         self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
         self._current = ctx
@@ -162,6 +169,7 @@ class Worker:
             times["ran"] = time.time()
             if len(outputs) != len(jobs):
                 raise ModelError(f"adapter returned {len(outputs)} outputs for {len(jobs)} jobs")
+            times["outputs"] = sum(count_outputs(o) for o in outputs)
             ctx.stage(progress.UPLOADING)
             for job, output in zip(jobs, outputs, strict=True):
                 self._finish(ctx, entry, loaded, job, output, times, len(jobs))
@@ -226,8 +234,22 @@ class Worker:
                 "input": job.input,
             }
         )
+        inference_s = times["ran"] - times["loaded"]
+        result["usage"] = job_usage(
+            entry,
+            self.settings,
+            self.device,
+            output,
+            inference_s=inference_s,
+            batch_outputs=int(times["outputs"]),
+            batch_jobs=batch_size,
+        )
+        cached = self.hooks.remember(entry, loaded.revision, job, result)  # before a client can ask again
         if not self.queue.complete(self.id, job.id, result):
             log.info("job %s: finished after its lease was lost; result discarded", job.id)
+            self.hooks.forget(cached)
+        else:
+            self.hooks.after_complete(entry, job, result)
 
     def _store(self, job_id: str, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
         # One key per job and output index: a re-run after a crash overwrites, never duplicates.
@@ -276,7 +298,8 @@ class Worker:
                 lost = self.queue.renew(self.id, live)
                 if ctx and lost:
                     ctx.mark_lost(lost)
-                self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live)
+                stats = self.hooks.stats(self.residency, self.batches_run)
+                self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=stats)
                 if ctx is not None and live and time.monotonic() > self._deadline:
                     self._give_up(ctx)
             except DBAPIError as exc:

@@ -143,6 +143,7 @@ class JobStore:
             "start_deadline_at": now + item.start_deadline_s if item.start_deadline_s else None,
             "result_ttl_s": item.result_ttl_s or None,
             "api_key_id": item.api_key_id,
+            "cache_mode": item.cache_mode,
         }
 
     def cancel(self, job_id: str) -> CancelOutcome | None:

@@ -28,6 +28,7 @@ class NewJob:
     start_deadline_s: float | None = None
     result_ttl_s: float | None = None
     api_key_id: str | None = None
+    cache_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Job:
     result_ttl_s: float | None = None
     expired_at: float | None = None
     api_key_id: str | None = None
+    cache_mode: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -116,6 +118,7 @@ class Job:
             result_ttl_s=m.get("result_ttl_s"),
             expired_at=m.get("expired_at"),
             api_key_id=m.get("api_key_id"),
+            cache_mode=m.get("cache_mode"),
         )
 
 
@@ -143,6 +146,7 @@ class WorkerInfo:
     started_at: float
     heartbeat_at: float
     stopped_at: float | None
+    stats: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> WorkerInfo:
@@ -158,4 +162,5 @@ class WorkerInfo:
             started_at=m["started_at"],
             heartbeat_at=m["heartbeat_at"],
             stopped_at=m["stopped_at"],
+            stats=m.get("stats"),
         )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -66,6 +67,8 @@ jobs = Table(
     Column("result_ttl_s", Float, nullable=True),
     Column("expired_at", Float, nullable=True),
     Column("api_key_id", String(40), nullable=True),
+    # The job's effective cache mode (off | exact | semantic): see limner.cache (migration 0003).
+    Column("cache_mode", String(10), nullable=True),
     Index("ix_jobs_status_rank", "status", "rank"),
     Index("ix_jobs_model_status_rank", "model_id", "status", "rank"),
     Index("ix_jobs_status_lease", "status", "lease_expires_at"),
@@ -100,6 +103,102 @@ workers = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
     Column("stopped_at", Float, nullable=True),
+    # Gauges and counters a worker reports with its heartbeat (loads, evictions, RSS, …), which
+    # the API's /metrics exposes: workers are other processes, often on other machines.
+    Column("stats", Json, nullable=True),
+)
+
+
+# -- result cache, usage, quality (migration 0003) ----------------------------------------------
+
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    Column("seq", EventId, primary_key=True, autoincrement=True),
+    Column("model_id", String(200), nullable=False),
+    # Catalog-derived key of everything that decides the weights (source, revision, dtype, …)
+    # and the revision the worker actually loaded (verified at lookup; see limner.cache.keys).
+    Column("revision_key", String(64), nullable=False),
+    Column("revision", String(200), nullable=False),
+    Column("exact_key", String(64), nullable=False),
+    Column("input_key", String(64), nullable=False),
+    Column("group_key", String(64), nullable=False),
+    Column("prompt", Text, nullable=False),
+    # float32 prompt embedding (semantic cache), when the model allows semantic hits.
+    Column("embedding", LargeBinary, nullable=True),
+    Column("source_job_id", String(36), nullable=False),
+    Column("result", Json, nullable=False),
+    Column("compute_s", Float, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("saved_s", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_hit_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),
+    Index("ix_cache_exact", "model_id", "exact_key"),
+    Index("ix_cache_input", "model_id", "input_key"),
+    Index("ix_cache_group", "model_id", "group_key"),
+    Index("ix_cache_source", "source_job_id"),
+)
+
+# One row per finished job, derived from the jobs table (limner.store.usage): what it cost,
+# what it saved. ``seq`` orders rows for /metrics, which folds in new rows at each scrape.
+job_usage = Table(
+    "job_usage",
+    metadata,
+    Column("seq", EventId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False, unique=True),
+    Column("model_id", String(200), nullable=False),
+    Column("task", String(40), nullable=False),
+    Column("api_key_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("error_type", String(40), nullable=True),
+    Column("priority", String(8), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("queue_s", Float, nullable=True),
+    Column("run_s", Float, nullable=True),
+    Column("total_s", Float, nullable=False),
+    Column("outputs", Integer, nullable=False),
+    Column("compute_s", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("cache_hit", String(10), nullable=True),
+    Column("saved_s", Float, nullable=False),
+    Column("saved_usd", Float, nullable=False),
+    Column("pixels", Integer, nullable=True),
+    Column("steps", Integer, nullable=True),
+    Column("device", String(40), nullable=True),
+    Index("ix_usage_model_finished", "model_id", "finished_at"),
+    Index("ix_usage_key_day", "api_key_id", "day"),
+    Index("ix_usage_day", "day"),
+    Index("ix_usage_finished", "finished_at"),
+)
+
+quality_scores = Table(
+    "quality_scores",
+    metadata,
+    Column("seq", EventId, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("model_id", String(200), nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("clip_score", Float, nullable=True),
+    # float32 image features (the FID window), see limner.quality.
+    Column("features", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_quality_model_seq", "model_id", "seq"),
+)
+
+quality_windows = Table(
+    "quality_windows",
+    metadata,
+    Column("seq", EventId, primary_key=True, autoincrement=True),
+    Column("model_id", String(200), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("clip_mean", Float, nullable=True),
+    Column("fid", Float, nullable=True),
+    Column("alert", Text, nullable=True),
+    Index("ix_quality_windows_model", "model_id", "seq"),
 )
 
 # The webhook outbox: one row per message (an event of a job for its URL), written in the same

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -35,13 +36,23 @@ class WorkerRegistry:
                 )
             )
 
-    def heartbeat(self, worker_id: str, *, models: Sequence[str], current_jobs: Sequence[str]) -> None:
+    def heartbeat(
+        self,
+        worker_id: str,
+        *,
+        models: Sequence[str],
+        current_jobs: Sequence[str],
+        stats: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "heartbeat_at": time.time(),
+            "models": list(models),
+            "current_jobs": list(current_jobs),
+        }
+        if stats is not None:
+            values["stats"] = stats
         with self.engines.write.begin() as conn:
-            conn.execute(
-                update(workers)
-                .where(workers.c.id == worker_id)
-                .values(heartbeat_at=time.time(), models=list(models), current_jobs=list(current_jobs))
-            )
+            conn.execute(update(workers).where(workers.c.id == worker_id).values(**values))
 
     def stopped(self, worker_id: str) -> None:
         with self.engines.write.begin() as conn:
