@@ -108,10 +108,11 @@ class WorkerHooks:
     def _complete_from(self, hit: CacheHit, job: Job) -> bool:
         now = time.time()
         result = hit_result(hit, job.input, job.created_at, now)
-        if not self.queue.complete(self.worker_id, job.id, result):
+        # The hit is logged in the completing transaction: whoever sees the job done sees why.
+        if not self.queue.complete(
+            self.worker_id, job.id, result, also=lambda c: self.cache.hit_logged(c, job.id, hit, now)
+        ):
             return True  # we lost the job meanwhile; nothing more to do with it
-        with self.cache.engines.write.begin() as conn:
-            self.cache.hit_logged(conn, job.id, hit, now)
         self.counters[f"cache_hits_{hit.kind}"] += 1
         self.counters["cache_saved_s"] += hit.compute_s
         log.info("job %s answered from the cache (%s hit of %s)", job.id, hit.kind, hit.source_job_id)

@@ -8,7 +8,7 @@ overwrite the result: results are written once per job id.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,13 +148,18 @@ class WorkQueue:
 
     # -- finishing -------------------------------------------------------------------------
 
-    def complete(self, worker_id: str, job_id: str, result: dict[str, Any]) -> bool:
+    def complete(
+        self, worker_id: str, job_id: str, result: dict[str, Any], *, also: Callable[[Connection], None] | None = None
+    ) -> bool:
+        """Succeed the job if we still hold it. ``also`` runs in the same transaction, only
+        when the job was ours to complete (e.g. the cache recording the hit that answered it)."""
         now = time.time()
         return self._finish(
             worker_id,
             job_id,
             "succeeded",
-            {
+            also=also,
+            values={
                 "status": SUCCEEDED,
                 "result": result,
                 "finished_at": now,
@@ -208,7 +213,14 @@ class WorkQueue:
             notify(conn, [job_id])
         return QUEUED if requeue else FAILED
 
-    def _finish(self, worker_id: str, job_id: str, note: str, values: dict[str, Any]) -> bool:
+    def _finish(
+        self,
+        worker_id: str,
+        job_id: str,
+        note: str,
+        values: dict[str, Any],
+        also: Callable[[Connection], None] | None = None,
+    ) -> bool:
         with self.engines.write.begin() as conn:
             done = conn.execute(
                 update(jobs)
@@ -216,6 +228,8 @@ class WorkQueue:
                 .values(**values)
             ).rowcount
             if done:
+                if also is not None:
+                    also(conn)
                 _log(conn, job_id, "info", "worker", note, time.time())
                 outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
                 notify(conn, [job_id])
