@@ -38,6 +38,9 @@ class RuntimeOptions(BaseModel):
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
     timeout_s: float | None = Field(default=None, gt=0, description="A batch running longer fails as timeout.")
+    num_gpus: float = Field(
+        default=0, ge=0, le=64, description="GPUs Ray reserves for each replica serving this model (executor ray)."
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -118,7 +121,7 @@ class CatalogEntry(BaseModel):
             "revision": self.revision,
             "variant": self.variant,
             "runtime": self.runtime.model_dump(
-                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s"}
+                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "num_gpus"}
             ),
         }
         return json.dumps(parts, sort_keys=True)
