@@ -90,21 +90,10 @@ def test_executor_ray_without_ray_installed_says_what_to_do(monkeypatch: pytest.
 def ray_address() -> Iterator[str]:
     """One Ray instance for the session, started here and stopped at the end."""
     import ray
+    from benchmarks.harness import start_ray
 
-    # The raylet hands its environment to every Ray worker process it starts (the replicas).
-    # A loopback test cluster needs no token: drivers that connect to it carry none.
-    wanted = {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    yield str(ray.get_runtime_context().gcs_address)
+    address = start_ray(num_cpus=2)
+    yield address
     ray.shutdown()
 
 
