@@ -120,6 +120,8 @@ class Dispatcher:
         entry = self.catalog.get(model_id)
         group = Group.of(entry, batching=self.settings.batching)
         handle = await self._handle(group)  # deploy before claiming: jobs stay queued meanwhile
+        if handle is None:
+            return False
         limit = min(self.room(entry), group.max_batch_size)
         jobs = await asyncio.to_thread(self.queue.claim, self.id, model_id, batch_key, limit)
         for job in jobs:
@@ -134,10 +136,16 @@ class Dispatcher:
         in_flight = sum(1 for f in self.flights.values() if f.app == app)
         return replicas * group.max_ongoing_requests - in_flight
 
-    async def _handle(self, group: Group) -> object:
+    async def _handle(self, group: Group) -> object | None:
+        """The group's deployment handle, deployed on first use (None if Ray refused it)."""
         name = group.app_name(self.prefix)
         if name not in self._handles:
-            self._handles[name] = await asyncio.to_thread(deploy, self.settings, self.catalog, group, name)
+            try:
+                self._handles[name] = await asyncio.to_thread(deploy, self.settings, self.catalog, group, name)
+            except Exception as exc:  # Ray could not deploy it (resources, cluster down): jobs wait
+                log.error("could not deploy %s on Ray (trying again in 5 s): %s", name, exc)
+                await asyncio.sleep(5)
+                return None
         return self._handles[name]
 
     def _send(self, handle: object, entry: CatalogEntry, group: Group, job: Job) -> None:

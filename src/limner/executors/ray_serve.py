@@ -92,15 +92,19 @@ def model_key(entry: CatalogEntry) -> str:
 
 
 class Resident:
-    """What the multiplexed loader returns. When Ray's per-replica LRU drops it, ``__del__``
-    unloads the model from the worker's residency (Ray calls ``__del__`` itself)."""
+    """What the multiplexed loader returns. When Ray's per-replica LRU drops it, Ray calls
+    ``__del__``, which unloads the model from the worker's residency. Python calls it again when
+    the object goes: by then the model may have been loaded anew, so only the first call counts."""
 
     def __init__(self, residency: Residency, key: str) -> None:
         self.residency = residency
         self.key = key
+        self.released = False
 
     def __del__(self) -> None:
-        self.residency.discard(self.key)
+        if not self.released:
+            self.released = True
+            self.residency.discard(self.key)
 
 
 class LimnerReplica:
