@@ -212,7 +212,12 @@ def test_a_replica_killed_mid_job_loses_nothing(http: httpx.Client, ray_live: Ra
     handle = submit(http, model, {"prompt": "steps:80", "seed": 11})
     request_id = handle["request_id"]
     wait_state(http, model, request_id, lambda b: b["progress"].get("step", 0) >= 3, timeout=120)
-    victim = next(w for w in ray_live.replicas(http) if request_id in w["current_jobs"])
+    victim: dict[str, Any] | None = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline:  # replicas report their jobs each heartbeat
+        victim = next((w for w in ray_live.replicas(http) if request_id in w["current_jobs"]), None)
+        time.sleep(0.05)
+    assert victim is not None, "no replica reported the running job"
     ray.kill(ray.get_actor(victim["id"], namespace="serve"))  # Serve starts a new replica
     final = wait_done(http, model, request_id, timeout=180)
     assert final["state"] == "succeeded" and final["attempts"] >= 2
