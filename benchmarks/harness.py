@@ -99,3 +99,25 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(body, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def start_ray(num_cpus: int) -> str:
+    """Start a Ray instance in this process (stopped by ``ray.shutdown()``); returns its address.
+
+    The raylet hands its environment to the Ray worker processes it starts (the replicas): they
+    run offline, one torch thread each. A loopback cluster needs no token, and drivers that
+    connect to it (the dispatcher) carry none."""
+    import ray
+
+    wanted = {"RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return str(ray.get_runtime_context().gcs_address)

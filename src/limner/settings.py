@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     priority_step_s: float = Field(
         default=30.0, ge=0, description="Head start of each priority level: aging converts waiting time into rank."
     )
+    # Where models run: local worker processes, or Ray Serve deployments on a Ray cluster.
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: worker processes on this machine; ray: Ray Serve deployments (pip install 'limner[ray]').",
+    )
+    ray_address: str = Field(
+        default="", description="Ray cluster to join (host:port, ray://… or auto); empty starts a local Ray."
+    )
+    ray_min_replicas: int = Field(default=1, ge=0, le=1000, description="Fewest replicas of each Ray deployment.")
+    ray_max_replicas: int = Field(default=4, ge=1, le=1000, description="Most replicas autoscaling may start.")
+    ray_models_per_replica: int = Field(
+        default=3, ge=1, le=100, description="Models one replica keeps loaded (least recently used go first)."
+    )
+    ray_num_cpus: float = Field(default=1.0, ge=0, description="CPUs Ray reserves for each replica.")
     # API behaviour.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     run_timeout_s: float = Field(default=600.0, gt=0, description="How long POST /v1/run waits.")
@@ -186,6 +200,14 @@ class Settings(BaseSettings):
         if not value or any(delay < 0 for delay in value):
             raise ValueError("webhook_retry_schedule needs at least one delay, none of them negative")
         return value
+
+    @model_validator(mode="after")
+    def _check_replicas(self) -> Settings:
+        if self.ray_min_replicas > self.ray_max_replicas:
+            raise ValueError(
+                f"ray_min_replicas ({self.ray_min_replicas}) is more than ray_max_replicas ({self.ray_max_replicas})"
+            )
+        return self
 
     def resolved(self) -> Settings:
         """Return a copy with the home made absolute and the store/storage defaults filled in."""

@@ -42,6 +42,9 @@ class RuntimeOptions(BaseModel):
     usd_per_gpu_hour: float | None = Field(
         default=None, ge=0, description="Price of an hour of this model's device time (else the worker's setting)."
     )
+    num_gpus: float = Field(
+        default=0, ge=0, le=64, description="GPUs Ray reserves for each replica serving this model (executor ray)."
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -134,7 +137,7 @@ class CatalogEntry(BaseModel):
             "variant": self.variant,
             "components": self.components,
             "runtime": self.runtime.model_dump(
-                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "usd_per_gpu_hour"}
+                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "usd_per_gpu_hour", "num_gpus"}
             ),
         }
         return json.dumps(parts, sort_keys=True)

@@ -44,23 +44,47 @@ def serve(
     store: Store = None,
     storage: Storage = None,
     catalog: CatalogFiles = None,
+    executor: Annotated[
+        str | None, typer.Option("--executor", help="LIMNER_EXECUTOR: local (worker processes) or ray (Ray Serve).")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="LIMNER_RAY_ADDRESS: the Ray cluster; empty starts a local Ray.")
+    ] = None,
 ) -> None:
-    """Start the API and its worker processes."""
+    """Start the API and its worker processes (or, with --executor ray, a dispatcher that runs
+    models as Ray Serve deployments)."""
     import uvicorn
 
     from limner.api.app import create_app
     from limner.runtime.supervisor import Supervisor
 
     settings = _settings(
-        host=host, port=port, workers=workers, home=home, store=store, storage=storage, catalog=catalog
+        host=host,
+        port=port,
+        workers=workers,
+        home=home,
+        store=store,
+        storage=storage,
+        catalog=catalog,
+        executor=executor,
+        ray_address=ray_address,
     )
     _logging(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(settings, settings.workers)
+    children, what = settings.workers, "worker(s)"
+    if settings.executor == "ray":
+        from limner.executors import ray_missing
+
+        if problem := ray_missing():
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(2)
+        # One dispatcher process feeds Ray; Ray's autoscaler decides how many replicas run.
+        children, what = min(settings.workers, 1), f"Ray dispatcher(s) for {settings.ray_address or 'a local Ray'}"
+    supervisor = Supervisor(settings, children)
     app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
     supervisor.start()
     typer.echo(
-        f"limner on http://{settings.host}:{settings.port} — {settings.workers} worker(s), "
+        f"limner on http://{settings.host}:{settings.port} — {children} {what}, "
         f"store {settings.store}, storage {settings.storage}"
     )
     try:
@@ -118,6 +142,13 @@ def _run_worker(settings: Settings) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from limner.catalog import load_catalog
     from limner.runtime.supervisor import stop_with_supervisor
+
+    if settings.executor == "ray":  # this child dispatches to Ray instead of running models
+        from limner.executors.dispatch import run_dispatcher
+
+        stop_with_supervisor()
+        run_dispatcher(settings, load_catalog(settings.catalog))
+        return
     from limner.runtime.worker import Worker
 
     runner = Worker(settings, load_catalog(settings.catalog))

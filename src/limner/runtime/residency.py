@@ -62,6 +62,17 @@ class Residency:
             self.evictions += 1
         gc.collect()
 
+    def discard(self, key: str) -> None:
+        """Unload one model now, by residency key (a Ray replica follows its multiplexing LRU)."""
+        with self._load_lock, self._state:
+            item = self._models.pop(key, None)
+            if item is not None:
+                adapter, loaded = item
+                log.info("unloading %s (%.0f MB)", key, loaded.size_bytes / MB)
+                adapter.unload(loaded)
+                self.evictions += 1
+        gc.collect()
+
     def clear(self) -> None:
         with self._state:
             self._evict_for(self.budget_bytes + 1)

@@ -82,8 +82,10 @@ class Worker:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def serve(self) -> None:
-        """Run until ``stop_event`` is set (SIGTERM/SIGINT in the CLI); the batch in hand finishes."""
+    def attach(self) -> list[threading.Thread]:
+        """Register and start the heartbeat and reaper threads. ``serve()`` does this before it
+        claims; an executor that hands batches to ``process()`` itself (a Ray replica) calls it
+        instead of ``serve()``, and ``detach()`` when it stops."""
         self.registry.register(
             worker_id=self.id,
             hostname=socket.gethostname(),
@@ -102,6 +104,11 @@ class Worker:
         beat.start()
         reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         reaper.start()
+        return [beat, reaper]
+
+    def serve(self) -> None:
+        """Run until ``stop_event`` is set (SIGTERM/SIGINT in the CLI); the batch in hand finishes."""
+        threads = self.attach()
         backoff = self.settings.idle_poll_s
         try:
             while not self.stop_event.is_set():
@@ -115,16 +122,19 @@ class Worker:
                 if not busy:
                     self.stop_event.wait(backoff)
         finally:
-            self.stop_event.set()
-            beat.join(timeout=5)
-            reaper.join(timeout=5)
-            try:
-                self.registry.stopped(self.id)
-            except DBAPIError:
-                log.warning("could not mark worker %s stopped", self.id)
-            self.hooks.close()
-            self.residency.clear()
-            self.engines.dispose()
+            self.detach(threads)
+
+    def detach(self, threads: list[threading.Thread]) -> None:
+        self.stop_event.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        try:
+            self.registry.stopped(self.id)
+        except DBAPIError:
+            log.warning("could not mark worker %s stopped", self.id)
+        self.hooks.close()
+        self.residency.clear()
+        self.engines.dispose()
 
     def run_once(self) -> bool:
         """Claim and run one batch. Returns False when there was nothing to do."""

@@ -107,6 +107,28 @@ class WorkQueue:
         claimed.sort(key=lambda j: j.rank)
         return claimed
 
+    def hand_over(self, from_owner: str, to_owner: str, job_ids: Iterable[str]) -> list[Job]:
+        """Move the leases of running jobs from one owner to another (a Ray dispatcher claims,
+        the replica that runs the job takes it over). Returns the jobs that moved; a job whose
+        lease ``from_owner`` lost meanwhile (it expired, ran elsewhere, was finished) stays put."""
+        ids = list(job_ids)
+        if not ids:
+            return []
+        now = time.time()
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id.in_(ids), jobs.c.lease_owner == from_owner, jobs.c.status == RUNNING)
+            .values(lease_owner=to_owner, lease_expires_at=now + self.lease_s, updated_at=now)
+            .returning(*jobs.c)
+        )
+        with self.engines.write.begin() as conn:
+            moved = [Job.from_row(r) for r in conn.execute(stmt)]
+            for job in moved:
+                _log(conn, job.id, "info", "worker", f"running on {to_owner}", now)
+            notify(conn, [j.id for j in moved])
+        moved.sort(key=lambda j: j.rank)
+        return moved
+
     # -- while running ---------------------------------------------------------------------
 
     def renew(self, worker_id: str, job_ids: Iterable[str]) -> set[str]:
