@@ -51,7 +51,13 @@ class ObsStack:
         self.base = f"http://127.0.0.1:{free_port()}"
         port = self.base.rsplit(":", 1)[1]
         env = child_env(
-            self.home, {"LIMNER_CLIP_MODEL": "tiny://clip", "LIMNER_LOG_FORMAT": "json", "LIMNER_USD_PER_GPU_HOUR": "1"}
+            self.home,
+            {
+                "LIMNER_CLIP_MODEL": "tiny://clip",
+                "LIMNER_LOG_FORMAT": "json",
+                "LIMNER_ACCESS_LOG": "1",
+                "LIMNER_USD_PER_GPU_HOUR": "1",
+            },
         )
         self.env = env
         self.api = Proc(["serve", "--workers", "0", "--port", port, "--catalog", str(catalog)], env, tmp / "api.log")

@@ -36,7 +36,8 @@ def ws_messages(url: str) -> tuple[list[dict[str, Any]], int | None]:
 
 
 def test_the_websocket_streams_the_status_and_closes_after_the_end(http: httpx.Client, live: Live) -> None:
-    handle = submit(http, SLOW, {"prompt": "ws", "seed": 2, "num_inference_steps": 30})
+    # Progress writes coalesce within 0.2 s: give denoising long enough to be seen.
+    handle = submit(http, SLOW, {"prompt": "ws", "seed": 2, "num_inference_steps": 200})
     messages, code = ws_messages(ws_url(live, SLOW, handle["request_id"]))
     assert code == 1000
     assert messages[-1]["status"] == "COMPLETED" and messages[-1]["state"] == "succeeded"

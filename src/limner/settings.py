@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     )
     ray_num_cpus: float = Field(default=1.0, ge=0, description="CPUs Ray reserves for each replica.")
     # API behaviour.
+    access_log: bool = Field(default=False, description="Log every HTTP request (uvicorn's access log).")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     run_timeout_s: float = Field(default=600.0, gt=0, description="How long POST /v1/run waits.")
     stream_poll_s: float = Field(default=0.1, gt=0)

@@ -95,6 +95,9 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level="info",
+            # One log line per request costs about a tenth of a submission's CPU; limner logs
+            # what happens to jobs instead. LIMNER_ACCESS_LOG=1 turns it back on.
+            access_log=settings.access_log,
             timeout_graceful_shutdown=5,
             log_config=log_config,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -9,16 +10,30 @@ from typing import Any
 from limner import progress
 from limner.store.queue import WorkQueue
 
+log = logging.getLogger("limner.worker")
+
 
 class BatchContext:
     """Progress and cancellation for the jobs of one batch.
 
-    Progress writes are throttled (at most one per ``min_interval_s`` per batch, plus every
-    stage change and the last step) because each write is a transaction; each write also
-    renews the leases and reads the cancel flags.
+    Each progress write is a transaction (an fsync on SQLite) for the whole batch, and also
+    renews the leases and reads the cancel flags. Writes happen at most once per
+    ``min_interval_s``: a stage or step reported sooner is kept and written by a flusher
+    thread at the end of the interval, so a burst of stage changes (a tiny model passes
+    through five stages in a few milliseconds) costs one write, and the latest state always
+    reaches the store. While nothing changes, the flusher still writes every ``idle_write_s``
+    so that a long single step notices a cancel and keeps its leases.
     """
 
-    def __init__(self, queue: WorkQueue, worker_id: str, job_ids: list[str], *, min_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        worker_id: str,
+        job_ids: list[str],
+        *,
+        min_interval_s: float = 0.2,
+        idle_write_s: float = 1.0,
+    ) -> None:
         self.queue = queue
         self.worker_id = worker_id
         self.job_ids = list(job_ids)
@@ -28,9 +43,21 @@ class BatchContext:
         self._lock = threading.Lock()
         self._stage = progress.STARTING
         self._first_step: tuple[float, int] | None = None  # (when, which) the stage's first step came
-        self._last_write = 0.0
+        self._last_write = time.monotonic()  # the claim just wrote this batch's first state
         self._step = 0
         self._total = 0
+        self.idle_write_s = idle_write_s
+        self.writes = 0
+        self._dirty = False
+        self._write_lock = threading.Lock()  # one write at a time (caller or flusher)
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="progress", daemon=True)
+        self._flusher.start()
+
+    def close(self) -> None:
+        """Stop the flusher (the batch is over; completion writes the final state)."""
+        self._closed.set()
+        self._flusher.join(timeout=5)
 
     # -- RunContext ------------------------------------------------------------------------
 
@@ -38,14 +65,16 @@ class BatchContext:
         with self._lock:
             self._stage, self._step, self._total = name, 0, 0
             self._first_step = None
-        self._write(force=True)
+            self._dirty = True
+        self._write_if_due()
 
     def step(self, step: int, total: int) -> None:
         with self._lock:
             self._step, self._total = step, total
             if self._first_step is None:
                 self._first_step = (time.monotonic(), step)
-        self._write(force=step >= total)
+            self._dirty = True
+        self._write_if_due()
 
     def log(self, message: str, level: str = "info") -> None:
         for job_id in self.live():
@@ -76,14 +105,30 @@ class BatchContext:
             eta = round(rate * (total - step), 2)
         return progress.make(stage, step, total, eta)
 
-    def _write(self, *, force: bool) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_write < self.min_interval_s:
-            return
-        self._last_write = now
-        progress = self.snapshot()
-        for job_id in self.live():
-            lease = self.queue.progress(self.worker_id, job_id, progress)
+    def _write_if_due(self) -> None:
+        if time.monotonic() - self._last_write >= self.min_interval_s:
+            self._write()
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self.min_interval_s):
+            idle = time.monotonic() - self._last_write >= self.idle_write_s
+            if self._dirty or idle:
+                try:
+                    self._write()
+                except Exception as exc:  # the store is away; the heartbeat retries the leases
+                    log.warning("progress write failed: %s", exc.__class__.__name__)
+
+    def _write(self) -> None:
+        with self._write_lock:
+            live = self.live()
+            if not live:
+                return
+            with self._lock:
+                self._dirty = False
+            self._last_write = time.monotonic()
+            leases = self.queue.progress_many(self.worker_id, live, self.snapshot())
+            self.writes += 1
+        for job_id, lease in leases.items():
             if not lease.held:
                 self.lost.add(job_id)
             elif lease.cancel_requested:

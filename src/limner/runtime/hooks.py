@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from limner.cache import keys
 from limner.catalog.entry import CatalogEntry
@@ -120,26 +122,36 @@ class WorkerHooks:
 
     # -- after a job -----------------------------------------------------------------------
 
-    def remember(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> int | None:
-        """Add a result to the cache just before its job completes (so that a client who saw
-        it complete and asks again finds it); returns the entry's seq, None when not cached."""
+    def remember(
+        self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]
+    ) -> Callable[[Connection], None] | None:
+        """The cache entry for a result, as a step to run in the transaction that completes
+        the job (so a client who saw it complete and asks again finds it, and a completion
+        that does not go through leaves no entry); None when the result is not cached."""
         try:
-            return self._remember(entry, revision, job, result)
+            new = self._entry(entry, revision, job, result)
         except Exception as exc:
             log.warning("could not cache the result of %s: %s: %s", job.id, type(exc).__name__, exc)
             return None
+        if new is None:
+            return None
+        return lambda conn: self._insert(new, conn)
 
-    def forget(self, seq: int | None) -> None:
-        """Drop the entry of a job whose completion did not go through (its lease was lost)."""
-        if seq is not None:
-            self.cache.drop([seq])
+    def _insert(self, new: NewEntry, conn: Connection) -> None:
+        # A cache that cannot take the entry must not fail the completion: a savepoint keeps
+        # the job's transaction intact.
+        try:
+            with conn.begin_nested():
+                self.cache.remember(new, conn)
+        except Exception as exc:
+            log.warning("could not cache the result of %s: %s: %s", new.source_job_id, type(exc).__name__, exc)
 
     def after_complete(self, entry: CatalogEntry, job: Job, result: dict[str, Any]) -> None:
         """Queue the job's quality scoring (off the request's critical path)."""
         if entry.quality.enabled:
             self.quality.submit(entry, job, result)
 
-    def _remember(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> int | None:
+    def _entry(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> NewEntry | None:
         if entry.cache.mode == "off" and not entry.cache.semantic:
             return None
         prompt = keys.prompt_of(job.input)
@@ -149,20 +161,18 @@ class WorkerHooks:
             if known != prompt:
                 vector = self.embedder.encode([prompt])[0]
             embedding = np.asarray(vector, dtype=np.float32).tobytes()
-        return self.cache.remember(
-            NewEntry(
-                model_id=entry.id,
-                revision_key=keys.revision_key(entry),
-                revision=revision,
-                exact_key=keys.exact_key(entry, job.input),
-                input_key=keys.input_key(entry, job.input),
-                group_key=keys.group_key(entry, job.input),
-                prompt=prompt,
-                embedding=embedding,
-                source_job_id=job.id,
-                result=result,
-                compute_s=float((result.get("usage") or {}).get("compute_s") or 0.0),
-            )
+        return NewEntry(
+            model_id=entry.id,
+            revision_key=keys.revision_key(entry),
+            revision=revision,
+            exact_key=keys.exact_key(entry, job.input),
+            input_key=keys.input_key(entry, job.input),
+            group_key=keys.group_key(entry, job.input),
+            prompt=prompt,
+            embedding=embedding,
+            source_job_id=job.id,
+            result=result,
+            compute_s=float((result.get("usage") or {}).get("compute_s") or 0.0),
         )
 
     # -- heartbeats ------------------------------------------------------------------------

@@ -192,6 +192,7 @@ class Worker:
                 self.residency.clear()
             self._fail(ctx, jobs, error)
         finally:
+            ctx.close()
             self._current = None
 
     def _read_files(self, job: Job) -> dict[str, bytes]:
@@ -254,10 +255,9 @@ class Worker:
             batch_outputs=int(times["outputs"]),
             batch_jobs=batch_size,
         )
-        cached = self.hooks.remember(entry, loaded.revision, job, result)  # before a client can ask again
-        if not self.queue.complete(self.id, job.id, result):
+        remember = self.hooks.remember(entry, loaded.revision, job, result)
+        if not self.queue.complete(self.id, job.id, result, also=remember):
             log.info("job %s: finished after its lease was lost; result discarded", job.id)
-            self.hooks.forget(cached)
         else:
             self.hooks.after_complete(entry, job, result)
 

@@ -107,7 +107,12 @@ class CacheStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def remember(self, entry: NewEntry) -> int:
+    def remember(self, entry: NewEntry, conn: Connection | None = None) -> int:
+        """Add an entry; inside ``conn``'s transaction when given (the job's completion), so the
+        entry exists exactly when the completed job does."""
+        if conn is None:
+            with self.engines.write.begin() as own:
+                return self.remember(entry, own)
         now = time.time()
         values = {
             **entry.__dict__,
@@ -116,8 +121,7 @@ class CacheStore:
             "created_at": now,
             "expires_at": now + self.ttl_s if self.ttl_s else None,
         }
-        with self.engines.write.begin() as conn:
-            seq = conn.execute(insert(cache_entries).values(**values).returning(cache_entries.c.seq)).scalar_one()
+        seq = conn.execute(insert(cache_entries).values(**values).returning(cache_entries.c.seq)).scalar_one()
         return int(seq)
 
     def record_hit(self, conn: Connection, hit: CacheHit, now: float) -> None:

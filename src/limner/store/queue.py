@@ -149,20 +149,24 @@ class WorkQueue:
 
     def progress(self, worker_id: str, job_id: str, progress: dict[str, Any]) -> Lease:
         """Record progress (which also renews the lease) and read the cancel flag."""
+        return self.progress_many(worker_id, [job_id], progress)[job_id]
+
+    def progress_many(self, worker_id: str, job_ids: Sequence[str], progress: dict[str, Any]) -> dict[str, Lease]:
+        """Record one batch's progress for all its jobs in one transaction (one fsync), renewing
+        their leases; returns, per job, whether we still hold it and whether it was canceled."""
         now = time.time()
         with self.engines.write.begin() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING)
+                .where(jobs.c.id.in_(list(job_ids)), jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING)
                 .values(progress=progress, lease_expires_at=now + self.lease_s, updated_at=now)
-                .returning(jobs.c.cancel_requested)
-            ).first()
-            if row is not None:
-                outbox.on_progress(conn, job_id)
-                notify(conn, [job_id])
-        if row is None:
-            return Lease(held=False, cancel_requested=False)
-        return Lease(held=True, cancel_requested=bool(row.cancel_requested))
+                .returning(jobs.c.id, jobs.c.cancel_requested)
+            ).all()
+            for row in rows:
+                outbox.on_progress(conn, row.id)
+            notify(conn, [row.id for row in rows])
+        held = {row.id: bool(row.cancel_requested) for row in rows}
+        return {job_id: Lease(held=job_id in held, cancel_requested=held.get(job_id, False)) for job_id in job_ids}
 
     def log(self, job_id: str, level: str, source: str, message: str) -> None:
         with self.engines.write.begin() as conn:
