@@ -16,7 +16,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,dev,piper,video]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,dev,piper,video,s3]'
 	touch $@
 
 install: $(VENV)/.installed

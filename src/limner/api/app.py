@@ -30,7 +30,7 @@ from limner.api.submitter import Submitter
 from limner.api.watcher import Watcher
 from limner.catalog import Catalog, load_catalog
 from limner.settings import Settings
-from limner.storage import open_storage
+from limner.storage import storage_for
 from limner.store.engine import make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
@@ -43,7 +43,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
     engines = make_engines(settings.store)
     upgrade(engines)
     jobs = JobStore(engines, priority_step_s=settings.priority_step_s)
-    integration = build_integration(settings, engines, open_storage(settings.storage))
+    integration = build_integration(settings, engines, storage_for(settings))
     return ApiContext(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(settings.catalog),

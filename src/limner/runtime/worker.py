@@ -28,7 +28,7 @@ from limner.runtime.context import BatchContext
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.residency import MB, Residency
 from limner.settings import Settings
-from limner.storage import open_storage
+from limner.storage import storage_for
 from limner.storage.base import key_of, ref
 from limner.store.engine import make_engines, upgrade
 from limner.store.queue import WorkQueue
@@ -64,7 +64,7 @@ class Worker:
         upgrade(self.engines)
         self.queue = WorkQueue(self.engines, lease_s=settings.lease_s)
         self.registry = WorkerRegistry(self.engines)
-        self.storage = open_storage(settings.storage)
+        self.storage = storage_for(settings)
         self.device = resolve_device(settings.device)
         if settings.threads:
             set_threads(settings.threads)
