@@ -26,6 +26,8 @@ from limner.api.auth import ApiKeyMiddleware
 from limner.api.bodylimit import BodyLimit
 from limner.api.context import ApiContext
 from limner.api.integration import build_integration
+from limner.api.openai_compat import images as openai_images
+from limner.api.openai_compat import speech as openai_speech
 from limner.api.submitter import Submitter
 from limner.api.watcher import Watcher
 from limner.catalog import Catalog, load_catalog
@@ -114,6 +116,8 @@ def create_app(
         webhooks_routes,
     ):
         app.include_router(module.router)
+    for router in (openai_images.router, openai_speech.router):  # OpenAI-compatible images and speech
+        app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, auth=ctx.integration.auth, files=ctx.integration.file_signer)
     return app
