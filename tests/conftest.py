@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ class Live:
     verify: str | bool = True  # the CA file of a server with a self-made TLS certificate
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=30, verify=self.verify)
+        verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+        return httpx.Client(base_url=self.base, timeout=30, verify=verify)
 
 
 @pytest.fixture(scope="session")

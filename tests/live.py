@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -47,8 +48,9 @@ def start_live(
     api = Proc(["serve", "--workers", "0", "--port", str(port), *cat, *serve_args], full_env, home / "api.log")
     base = f"{scheme}://127.0.0.1:{port}"
     worker: Proc | None = None
+    context = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
     try:
-        with httpx.Client(verify=verify) as client:
+        with httpx.Client(verify=context) as client:
             _wait(client, f"{base}/healthz", api, ready=False)
             worker = Proc(["worker", *cat, *worker_args], full_env, home / "worker.log")
             _wait(client, f"{base}/readyz", worker, ready=True)

@@ -43,8 +43,12 @@ def serve(
     store: Store = None,
     storage: Storage = None,
     catalog: CatalogFiles = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="LIMNER_TLS_CERT: serve HTTPS with this PEM certificate.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="LIMNER_TLS_KEY: its PEM private key.")] = None,
 ) -> None:
-    """Start the API and its worker processes."""
+    """Start the API and its worker processes (over HTTPS with --tls-cert and --tls-key)."""
     import uvicorn
 
     from limner.api.app import create_app
@@ -52,18 +56,35 @@ def serve(
 
     _logging()
     settings = _settings(
-        host=host, port=port, workers=workers, home=home, store=store, storage=storage, catalog=catalog
+        host=host,
+        port=port,
+        workers=workers,
+        home=home,
+        store=store,
+        storage=storage,
+        catalog=catalog,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     settings.home.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(settings, settings.workers)
     app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
     supervisor.start()
+    scheme = "https" if settings.tls_cert else "http"
     typer.echo(
-        f"limner on http://{settings.host}:{settings.port} — {settings.workers} worker(s), "
+        f"limner on {scheme}://{settings.host}:{settings.port} — {settings.workers} worker(s), "
         f"store {settings.store}, storage {settings.storage}"
     )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+        )
     finally:
         supervisor.stop()
 

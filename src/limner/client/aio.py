@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import json
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -34,6 +35,7 @@ from limner.client.protocol import (
     same_origin,
     sse_timeout,
     submit_request,
+    tls_verify,
 )
 from limner.client.sync import timed_out
 
@@ -86,7 +88,7 @@ class AsyncClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         headers: dict[str, str] | None = None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
         self.base_url = (base_url or os.environ.get("LIMNER_URL") or DEFAULT_URL).rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -95,9 +97,9 @@ class AsyncClient:
             base_url=self.base_url,
             timeout=self.timeout,
             headers={**auth_headers(api_key), **(headers or {})},
-            verify=verify,
+            verify=tls_verify(verify),
         )
-        self._plain = httpx.AsyncClient(timeout=self.timeout, verify=verify, follow_redirects=True)
+        self._plain = httpx.AsyncClient(timeout=self.timeout, verify=tls_verify(verify), follow_redirects=True)
         self.last_request_id: str | None = None
 
     async def aclose(self) -> None:

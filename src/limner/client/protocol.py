@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,13 @@ def retryable(error: ApiError) -> bool:
 
 def connection_error(base_url: str, exc: Exception) -> ApiError:
     return ApiError(0, f"cannot reach limner at {base_url}: {exc.__class__.__name__}: {exc}", "connection_error")
+
+
+def tls_verify(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext | bool:
+    """httpx's ``verify``: a CA bundle's path becomes an SSL context (a server with its own certificate)."""
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    return verify
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

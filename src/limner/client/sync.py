@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,6 +35,7 @@ from limner.client.protocol import (
     same_origin,
     sse_timeout,
     submit_request,
+    tls_verify,
 )
 
 OnUpdate = Callable[[Status], None]
@@ -93,7 +95,7 @@ class Client:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         headers: dict[str, str] | None = None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
         self.base_url = (base_url or os.environ.get("LIMNER_URL") or DEFAULT_URL).rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -102,10 +104,10 @@ class Client:
             base_url=self.base_url,
             timeout=self.timeout,
             headers={**auth_headers(api_key), **(headers or {})},
-            verify=verify,
+            verify=tls_verify(verify),
         )
         # Other hosts (presigned S3 URLs) are fetched without limner's key.
-        self._plain = httpx.Client(timeout=self.timeout, verify=verify, follow_redirects=True)
+        self._plain = httpx.Client(timeout=self.timeout, verify=tls_verify(verify), follow_redirects=True)
         self.last_request_id: str | None = None
 
     def close(self) -> None:
