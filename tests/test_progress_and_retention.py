@@ -69,13 +69,14 @@ def test_the_websocket_shows_the_queue_position_and_a_cancel(http: httpx.Client,
 
 
 def test_sse_and_status_follow_the_contract(http: httpx.Client) -> None:
-    handle = submit(http, SLOW, {"prompt": "sse", "seed": 3, "num_inference_steps": 20})
+    # Enough steps to outlast the worker's progress-write interval on a fast, idle machine.
+    handle = submit(http, SLOW, {"prompt": "sse", "seed": 3, "num_inference_steps": 200})
     events = sse_events(http, handle["status_url"] + "/stream?logs=1")
     for event in events:
         assert set(progress.KEYS) <= set(event["progress"])
     assert all({"timestamp", "level", "source", "message"} <= set(line) for line in events[-1]["logs"])
     running = [e["progress"] for e in events if e["progress"]["stage"] == progress.DENOISING and e["progress"]["step"]]
-    assert running and all(p["total"] == 20 for p in running)
+    assert running and all(p["total"] == 200 for p in running)
     assert any(p["eta_s"] is not None and p["eta_s"] >= 0 for p in running[1:]) or len(running) == 1
 
 
