@@ -17,7 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,quality,dev,piper,video,ray]' "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[runtime,quality,dev,piper,video,ray,s3]' "$(TORCH)"
 	# Only for its CLIP tokenizer vocabulary (tests, tiny://clip): its requirements would pull
 	# torchvision and timm, so no dependencies.
 	$(BIN)/python -m pip install --quiet --no-deps "open-clip-torch==3.3.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.s3 import S3Server
 from tests.services import Postgres, Proc, child_env, free_port, pg_bin, wait_http, wait_workers
 
 TEST_CATALOG = """
@@ -124,6 +126,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.url
 
 
+# -- S3 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3 protocol server (moto's server mode) on 127.0.0.1, for the whole session."""
+    server = S3Server.start()
+    yield server
+    server.stop()
+
+
 # -- a live limner ------------------------------------------------------------------------------
 
 
@@ -134,9 +147,11 @@ class Live:
     api: Proc
     worker: Proc
     env: dict[str, str]
+    verify: str | bool = True  # the CA file of a server with a self-made TLS certificate
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=30)
+        verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+        return httpx.Client(base_url=self.base, timeout=30, verify=verify)
 
 
 @pytest.fixture(scope="session")

@@ -20,3 +20,17 @@ print(",".join(heavy) or "none")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "none"
+
+
+def test_sync_and_async_clients_import_neither_torch_nor_the_server() -> None:
+    code = """
+import sys, asyncio
+from limner.client import AsyncClient, Client
+Client("http://127.0.0.1:9").close()
+asyncio.run(AsyncClient("http://127.0.0.1:9").aclose())
+loaded = ("torch", "diffusers", "transformers", "limner.api", "limner.store", "sqlalchemy", "boto3", "fastapi")
+print(",".join(sorted(m for m in loaded if m in sys.modules)) or "none")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "none"

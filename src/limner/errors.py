@@ -171,6 +171,15 @@ class StoreUnavailable(LimnerError):
     error_type = "store_unavailable"
 
 
+class StorageUnavailable(LimnerError):
+    """The media storage (an S3 bucket) could not be reached or refused a call. Retried: the
+    store is more likely back on the next attempt than the model is wrong."""
+
+    status_code = 503
+    error_type = "storage_unavailable"
+    retryable = True
+
+
 # error_type -> class, so a stored failure maps back to its HTTP status.
 ERROR_TYPES: dict[str, type[LimnerError]] = {
     cls.error_type: cls
@@ -198,6 +207,7 @@ ERROR_TYPES: dict[str, type[LimnerError]] = {
         WorkerLost,
         QuotaExceeded,
         StoreUnavailable,
+        StorageUnavailable,
     )
 }
 

@@ -24,7 +24,22 @@ class Settings(BaseSettings):
     port: int = Field(default=7860, ge=0, le=65535)
     base_url: str | None = Field(default=None, description="Public URL of the API, when behind a proxy.")
     store: str = Field(default="", description="Job store URL: sqlite:///… or postgresql://….")
-    storage: str = Field(default="", description="Media storage URL: file://….")
+    storage: str = Field(default="", description="Media storage URL: file://… or s3://bucket[/prefix].")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3 API endpoint of a server that is not AWS (MinIO, Ceph, R2…); credentials and "
+        "region come from boto3's usual AWS_* variables and ~/.aws files.",
+    )
+    s3_url_ttl_s: float = Field(
+        default=3600.0, gt=0, le=604800, description="Lifetime of the presigned S3 GET URLs handed out for files."
+    )
+    tls_cert: Path | None = Field(default=None, description="PEM certificate: `limner serve` speaks HTTPS with it.")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
+    model_aliases: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Other names for catalog models on the OpenAI-compatible routes, as alias=owner/name "
+        "(LIMNER_MODEL_ALIASES: comma-separated), e.g. dall-e-3=black-forest-labs/flux.1-schnell.",
+    )
     workers: int = Field(default=1, ge=0, le=64, description="Worker processes `limner serve` starts.")
     catalog: Annotated[tuple[Path, ...], NoDecode] = Field(
         default=(), description="Extra catalog YAML files (LIMNER_CATALOG: comma-separated)."
@@ -163,7 +178,7 @@ class Settings(BaseSettings):
             return tuple(Path(p) for p in value.split(",") if p.strip())
         return value
 
-    @field_validator("fetch_allow_hosts", "webhook_allow_hosts", "webhook_secret", mode="before")
+    @field_validator("fetch_allow_hosts", "webhook_allow_hosts", "webhook_secret", "model_aliases", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -187,6 +202,26 @@ class Settings(BaseSettings):
         for secret in value:
             check_secret(secret)
         return value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _check_aliases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pair in value:
+            alias, sep, target = pair.partition("=")
+            if not sep or not alias.strip() or "/" not in target:
+                raise ValueError(f"model alias {pair!r} must read alias=owner/name")
+        return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """alias -> model id, from model_aliases."""
+        return {a.strip(): t.strip() for a, _, t in (p.partition("=") for p in self.model_aliases)}
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
@@ -216,17 +251,20 @@ class Settings(BaseSettings):
         store = self.store or f"sqlite:///{home / 'limner.db'}"
         storage = self.storage or (home / "files").as_uri()
         catalog = tuple(p.expanduser().resolve() for p in self.catalog)
-        mlflow = self.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}"
-        return self.model_copy(
-            update={"home": home, "store": store, "storage": storage, "catalog": catalog, "mlflow_tracking_uri": mlflow}
-        )
+        update: dict[str, Any] = {"home": home, "store": store, "storage": storage, "catalog": catalog}
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None:
+                update[name] = path.expanduser().resolve()
+        update["mlflow_tracking_uri"] = self.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}"
+        return self.model_copy(update=update)
 
     @property
     def public_url(self) -> str:
         if self.base_url:
             return self.base_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes a child process build the same settings."""

@@ -56,13 +56,17 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-async def accept(ctx: ApiContext, request: Request, model_id: str) -> Submitted:
-    """Validate, store file inputs, and commit the job; returns once it is on disk."""
+async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = None) -> Submitted:
+    """Validate, store file inputs, and commit the job; returns once it is on disk. ``body``:
+    the model's input when a route made it itself (the OpenAI-compatible ones), else the
+    request's JSON body."""
     entry = ctx.catalog.get(model_id)
-    priority = parse_priority(request.headers.get("x-limner-priority"))
+    # fal clients name the priority (normal, low) in their own header.
+    priority = parse_priority(request.headers.get("x-limner-priority") or request.headers.get("x-fal-queue-priority"))
     key = check_idempotency_key(request.headers.get("idempotency-key"))
     options = await job_options(request, ctx.settings)
-    body = await read_json(request)
+    if body is None:
+        body = await read_json(request)
     cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
     api_key_id = api_key_of(request)
     if ctx.obs.quotas.any:

@@ -27,11 +27,13 @@ from limner.api.auth import ApiKeyMiddleware
 from limner.api.bodylimit import BodyLimit
 from limner.api.context import ApiContext
 from limner.api.integration import build_integration
+from limner.api.openai_compat import images as openai_images
+from limner.api.openai_compat import speech as openai_speech
 from limner.api.submitter import Submitter
 from limner.api.watcher import Watcher
 from limner.catalog import Catalog, load_catalog
 from limner.settings import Settings
-from limner.storage import open_storage
+from limner.storage import storage_for
 from limner.store.engine import make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
@@ -44,7 +46,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
     engines = make_engines(settings.store)
     upgrade(engines)
     jobs = JobStore(engines, priority_step_s=settings.priority_step_s)
-    integration = build_integration(settings, engines, open_storage(settings.storage))
+    integration = build_integration(settings, engines, storage_for(settings))
     return ApiContext(
         settings=settings,
         catalog=catalog if catalog is not None else load_catalog(settings.catalog),
@@ -117,6 +119,8 @@ def create_app(
         webhooks_routes,
     ):
         app.include_router(module.router)
+    for router in (openai_images.router, openai_speech.router):  # OpenAI-compatible images and speech
+        app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, auth=ctx.integration.auth, files=ctx.integration.file_signer)
     observability.install(app)

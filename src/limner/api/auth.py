@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from limner.api.file_urls import FILES_PREFIX, FileUrlSigner
+from limner.api.openai_compat.errors import error_body as openai_error_body
+from limner.api.openai_compat.errors import is_openai_path
 from limner.errors import Forbidden, LimnerError, Unauthorized
 from limner.store.keys import ApiKey, KeyStore
 
@@ -129,7 +131,10 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: LimnerError) 
         await receive()  # websocket.connect
         await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
         return
-    body = json.dumps({"detail": exc.detail(), "error_type": exc.error_type}).encode()
+    if is_openai_path(scope["path"]):
+        body = json.dumps(openai_error_body(exc)).encode()
+    else:
+        body = json.dumps({"detail": exc.detail(), "error_type": exc.error_type}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if exc.status_code == 401:
         headers.append((b"www-authenticate", b'Key realm="limner", Bearer realm="limner"'))

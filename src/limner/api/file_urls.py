@@ -71,10 +71,15 @@ class SignedUrlStorage:
         self.inner.delete(key)
 
     def url(self, key: str, api_base: str) -> str:
+        """Only the API's own /v1/files URLs are signed; an S3 store's presigned URLs carry
+        their own signature and expiry, and a second query would break theirs."""
         url = self.inner.url(key, api_base)
         if isinstance(self.inner, LocalStorage) and self.enabled():
             return self.signer.sign(url, key)
         return url
+
+    def key_for_url(self, url: str) -> str | None:
+        return self.inner.key_for_url(url)
 
 
 def unwrap(storage: Storage) -> Storage:

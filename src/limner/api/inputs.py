@@ -102,7 +102,7 @@ def read_input(value: str, name: str, storage: Storage, base: str, max_bytes: in
     """The bytes of a file field: decoded, read from this server's storage, or fetched."""
     if value.startswith("data:"):
         return decode_data_uri(value, name, max_bytes)
-    key = own_file_key(value, base)
+    key = own_file_key(value, base) or storage.key_for_url(value)
     if key is not None:
         if not storage.exists(key):
             raise InvalidInput(f"{name} refers to {value}, which this server does not hold", loc=("body", name))

@@ -6,8 +6,8 @@ model's input alone, exactly as its schema says, and fal clients' ``?fal_webhook
 - ``webhook_url`` (or ``fal_webhook``): where to POST signed Standard Webhooks. Checked now
   by the SSRF guard and again at every delivery.
 - ``webhook_events``: ``started``, ``progress``, ``completed`` (comma-separated; default completed).
-- ``start_deadline_s`` or header ``X-Limner-Start-Deadline``: fail with ``start_timeout`` if
-  no worker has started the job within this many seconds.
+- ``start_deadline_s`` or header ``X-Limner-Start-Deadline`` (fal clients: ``X-Fal-Request-Timeout``):
+  fail with ``start_timeout`` if no worker has started the job within this many seconds.
 - ``result_ttl_s`` or header ``X-Limner-Result-TTL``: keep the result this long after the job
   ends (default ``LIMNER_RESULT_TTL_S``; 0 there means for good).
 """
@@ -79,11 +79,12 @@ class JobOptions:
     result_ttl_s: float | None = None
 
 
-def _seconds(request: Request, query: str, header: str, maximum: float) -> float | None:
+def _seconds(request: Request, query: str, header: str, maximum: float, *also: str) -> float | None:
     raw = request.query_params.get(query)
     where: tuple[str, str] = ("query", query)
-    if raw is None and request.headers.get(header) is not None:
-        raw, where = request.headers.get(header), ("header", header.lower())
+    for name in (header, *also):
+        if raw is None and request.headers.get(name) is not None:
+            raw, where = request.headers.get(name), ("header", name.lower())
     if raw is None or raw == "":
         return None
     try:
@@ -124,6 +125,8 @@ async def job_options(request: Request, settings: Settings) -> JobOptions:
     return JobOptions(
         webhook_url=url,
         webhook_events=",".join(parsed_events) if url else None,
-        start_deadline_s=_seconds(request, "start_deadline_s", "X-Limner-Start-Deadline", MAX_DEADLINE_S),
+        start_deadline_s=_seconds(
+            request, "start_deadline_s", "X-Limner-Start-Deadline", MAX_DEADLINE_S, "X-Fal-Request-Timeout"
+        ),
         result_ttl_s=ttl if ttl is not None else (settings.result_ttl_s or None),
     )

@@ -1,7 +1,9 @@
-"""``POST /v1/files`` (uploads) and ``GET /v1/files/{key}`` (media files from local storage).
+"""``POST /v1/files`` (uploads) and ``GET /v1/files/{key}`` (media files).
 
 An upload is stored once under its content hash and answered with a URL that any file field
-of any model takes; the job that uses it checks it against that model's limits.
+of any model takes; the job that uses it checks it against that model's limits. Local files
+are served here; on S3 storage this route redirects to a fresh presigned URL, so /v1/files
+URLs handed out before a move to S3 (or kept past a presigned URL's expiry) keep working.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -20,6 +22,7 @@ from limner.errors import InvalidInput, NotFound, PayloadTooLarge
 from limner.media.sniff import ACCEPTED, sniff
 from limner.media.types import content_type_for
 from limner.storage import LocalStorage
+from limner.storage.base import check_key
 
 router = APIRouter(tags=["files"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -104,11 +107,13 @@ async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
     return JSONResponse(status_code=201, content=body)
 
 
-@router.get("/v1/files/{key:path}")
-def get_file(key: str, ctx: Ctx) -> FileResponse:
+@router.get("/v1/files/{key:path}", response_model=None)
+def get_file(key: str, request: Request, ctx: Ctx) -> FileResponse | RedirectResponse:
     storage = unwrap(ctx.storage)
     if not isinstance(storage, LocalStorage):
-        raise NotFound("this server's storage hands out its own URLs", loc=("path", "key"))
+        # The store serves its own files: send the client there with a fresh presigned URL.
+        check_key(key)
+        return RedirectResponse(storage.url(key, ctx.base_url(request)), status_code=307)
     path = storage.path(key)
     if not path.is_file():
         raise NotFound(f"no file {key!r}", loc=("path", "key"))

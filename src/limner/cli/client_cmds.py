@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from limner.client import ApiError, Client
+from limner.client import ApiError, Client, Status
 
 console = Console(stderr=True)
 Url = Annotated[str, typer.Option("--url", envvar="LIMNER_URL", help="The server (LIMNER_URL).")]
@@ -65,15 +65,15 @@ def run(
     with Client(url) as client:
         try:
             handle = client.submit(model, arguments, priority=priority)
-            console.print(f"request [bold]{handle['request_id']}[/bold]")
+            console.print(f"request [bold]{handle.request_id}[/bold]")
             if not wait:
-                typer.echo(json.dumps(handle, indent=2))
+                typer.echo(json.dumps(handle.as_dict(), indent=2))
                 return
-            result = _follow(client, model, handle["request_id"])
+            result = _follow(client, model, handle.request_id)
         except ApiError as exc:
             raise _fail(exc) from None
         if out:
-            _save(client, result, out, prefix=handle["request_id"][:8])
+            _save(client, result, out, prefix=handle.request_id[:8])
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -82,15 +82,15 @@ def _follow(client: Client, model: str, request_id: str) -> dict[str, Any]:
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("queued", total=100)
 
-        def update(event: dict[str, Any]) -> None:
-            progress = event.get("progress") or {}
-            if event.get("status") == "IN_QUEUE":
-                label = f"queued (position {event.get('queue_position', 0)})"
+        def update(event: Status) -> None:
+            progress = event.progress
+            if event.status == "IN_QUEUE":
+                label = f"queued (position {event.queue_position or 0})"
             else:
-                label = progress.get("stage", event.get("status", ""))
-            bar.update(task, description=label, completed=progress.get("percent", 0))
+                label = progress.stage if progress else event.status
+            bar.update(task, description=label, completed=progress.percent if progress else 0)
 
-        return client.wait(model, request_id, on_update=update)
+        return client.wait(model, request_id, on_queue_update=update).raw
 
 
 def _save(client: Client, result: dict[str, Any], folder: Path, prefix: str) -> None:
@@ -157,9 +157,9 @@ def jobs_show(model: str, request_id: str, url: Url = DEFAULT_URL) -> None:
     """A job's status with its logs, and its result when it has one."""
     with Client(url) as client:
         try:
-            status = client.status(model, request_id, logs=True)
+            status = dict(client.status(model, request_id, logs=True).raw)
             if status.get("state") == "succeeded":
-                status["result"] = client.result(model, request_id)
+                status["result"] = client.result(model, request_id).raw
         except ApiError as exc:
             raise _fail(exc) from None
     typer.echo(json.dumps(status, indent=2))

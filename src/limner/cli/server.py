@@ -50,9 +50,13 @@ def serve(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="LIMNER_RAY_ADDRESS: the Ray cluster; empty starts a local Ray.")
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="LIMNER_TLS_CERT: serve HTTPS with this PEM certificate.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="LIMNER_TLS_KEY: its PEM private key.")] = None,
 ) -> None:
     """Start the API and its worker processes (or, with --executor ray, a dispatcher that runs
-    models as Ray Serve deployments)."""
+    models as Ray Serve deployments); over HTTPS with --tls-cert and --tls-key."""
     import uvicorn
 
     from limner.api.app import create_app
@@ -68,6 +72,8 @@ def serve(
         catalog=catalog,
         executor=executor,
         ray_address=ray_address,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     _logging(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -83,8 +89,9 @@ def serve(
     supervisor = Supervisor(settings, children)
     app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
     supervisor.start()
+    scheme = "https" if settings.tls_cert else "http"
     typer.echo(
-        f"limner on http://{settings.host}:{settings.port} — {children} {what}, "
+        f"limner on {scheme}://{settings.host}:{settings.port} — {children} {what}, "
         f"store {settings.store}, storage {settings.storage}"
     )
     try:
@@ -100,6 +107,8 @@ def serve(
             access_log=settings.access_log,
             timeout_graceful_shutdown=5,
             log_config=log_config,
+            ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+            ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         )
     finally:
         supervisor.stop()

@@ -30,7 +30,7 @@ from limner.runtime.device import default_budget_bytes, resolve_device, set_thre
 from limner.runtime.hooks import WorkerHooks
 from limner.runtime.residency import MB, Residency
 from limner.settings import Settings
-from limner.storage import open_storage
+from limner.storage import storage_for
 from limner.storage.base import key_of, ref
 from limner.store.engine import make_engines, upgrade
 from limner.store.queue import WorkQueue
@@ -66,7 +66,7 @@ class Worker:
         upgrade(self.engines)
         self.queue = WorkQueue(self.engines, lease_s=settings.lease_s)
         self.registry = WorkerRegistry(self.engines)
-        self.storage = open_storage(settings.storage)
+        self.storage = storage_for(settings)
         self.device = resolve_device(settings.device)
         if settings.threads:
             set_threads(settings.threads)

@@ -29,7 +29,7 @@ def key_of(reference: str) -> str | None:
 
 
 class Storage(Protocol):
-    """Where inputs and results live. Implementations: local files (default), S3 later."""
+    """Where inputs and results live. Implementations: local files (default) and S3."""
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -41,4 +41,9 @@ class Storage(Protocol):
 
     def url(self, key: str, api_base: str) -> str:
         """A URL a client can GET the file from."""
+        ...
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key of a URL this storage itself hands out (other than the API's /v1/files/
+        URLs), so that such a URL given back as an input is read, not fetched; else None."""
         ...

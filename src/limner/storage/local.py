@@ -50,3 +50,7 @@ class LocalStorage:
 
     def url(self, key: str, api_base: str) -> str:
         return f"{api_base.rstrip('/')}/v1/files/{check_key(key)}"
+
+    def key_for_url(self, url: str) -> str | None:
+        """Local files have no URLs of their own: only the API's /v1/files/ ones."""
+        return None
