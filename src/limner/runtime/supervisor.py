@@ -26,6 +26,8 @@ from limner.store.workers import WorkerRegistry
 log = logging.getLogger("limner.supervisor")
 PARENT_ENV = "LIMNER_SUPERVISOR_PID"
 CHILD_COMMAND = ("worker", "--child")
+# A worker that lived this long was not crash-looping: restart it without backing off.
+HEALTHY_S = 10.0
 
 
 class Supervisor:
@@ -63,30 +65,41 @@ class Supervisor:
 
     def _watch(self) -> None:
         backoff = [1.0] * self.count
+        restart_at: list[float | None] = [None] * self.count
         engines = make_engines(self.settings.store)
         registry = WorkerRegistry(engines)
         try:
-            while not self._stop.wait(1.0):
+            while not self._stop.wait(0.5):
                 stale = self._stale_pids(registry)
+                now = time.monotonic()
                 for index, proc in enumerate(self.procs):
                     if proc.pid in stale and proc.poll() is None:
                         log.error("worker %d (pid %d) stopped sending heartbeats; killing it", index, proc.pid)
                         proc.kill()
                         proc.wait()
                     code = proc.poll()
-                    if code is None or self._stop.is_set():
-                        if code is None and time.monotonic() - self._started[index] > 60:
-                            backoff[index] = 1.0  # it has run well for a while
+                    if code is None:
                         continue
-                    log.warning(
-                        "worker %d (pid %d) exited with %s; restarting in %.0f s", index, proc.pid, code, backoff[index]
-                    )
-                    if self._stop.wait(backoff[index]):
-                        return
-                    backoff[index] = min(backoff[index] * 2, 30.0)
-                    self.procs[index] = self._spawn(index)
-                    self._started[index] = time.monotonic()
-                    self.restarts += 1
+                    due = restart_at[index]
+                    if due is None:
+                        # A worker that dies soon after starting is crash-looping: back off. One
+                        # that ran for a while (then was killed, hung, ran out of memory) returns at once.
+                        if now - self._started[index] >= HEALTHY_S:
+                            backoff[index] = 1.0
+                        log.warning(
+                            "worker %d (pid %d) exited with %s; restarting in %.0f s",
+                            index,
+                            proc.pid,
+                            code,
+                            backoff[index],
+                        )
+                        restart_at[index] = now + backoff[index]
+                        backoff[index] = min(backoff[index] * 2, 30.0)
+                    elif now >= due:
+                        self.procs[index] = self._spawn(index)
+                        self._started[index] = time.monotonic()
+                        restart_at[index] = None
+                        self.restarts += 1
         finally:
             engines.dispose()
 
