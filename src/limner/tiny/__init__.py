@@ -21,15 +21,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from limner.tiny.controlnet import build_ip_adapter_sd, build_sd_controlnet
 from limner.tiny.flux import build_flux
+from limner.tiny.sam2 import build_sam2
 from limner.tiny.sd import build_sd
 
 __all__ = ["TINY_NAMES", "build_tiny"]
 
-_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
+_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
+    {
+        "sd": build_sd,
+        "flux": build_flux,
+        "sam2": build_sam2,
+        "sd-controlnet": build_sd_controlnet,
+        "ip-adapter-sd": build_ip_adapter_sd,
+    }
+)
 TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 
+# The file a finished build holds: a pipeline's model_index.json, else a model's config.json.
 _MARKER = "model_index.json"
+_MARKERS: Mapping[str, str] = MappingProxyType(
+    {"sam2": "config.json", "sd-controlnet": "config.json", "ip-adapter-sd": "models/ip-adapter_sd15.safetensors"}
+)
 # Builders reseed torch's global RNG per component: serialise in-process builds
 # so concurrent threads cannot interleave draws and produce different weights.
 _BUILD_LOCK = threading.Lock()
@@ -43,18 +57,18 @@ def _builder(name: str) -> Callable[[Path], None]:
         raise ValueError(f"unknown tiny model {name!r}; known: {known}") from None
 
 
-def _is_built(dest: Path) -> bool:
-    return (dest / _MARKER).is_file()
+def _is_built(dest: Path, marker: str = _MARKER) -> bool:
+    return (dest / marker).is_file()
 
 
-def _publish(tmp: Path, dest: Path) -> None:
+def _publish(tmp: Path, dest: Path, marker: str = _MARKER) -> None:
     """Atomically rename the finished ``tmp`` to ``dest``; losing a race is fine."""
     try:
         os.rename(tmp, dest)  # replaces an empty dest dir, fails on a non-empty one
     except OSError:
-        if not _is_built(dest):
+        if not _is_built(dest, marker):
             raise FileExistsError(
-                f"{dest} exists and is not a built pipeline (no {_MARKER}); refusing to replace it"
+                f"{dest} exists and is not a finished build (no {marker}); refusing to replace it"
             ) from None
         # Another process finished the same build first; its copy is identical.
 
@@ -67,8 +81,9 @@ def build_tiny(name: str, dest: Path) -> None:
     ``dest`` and concurrent builders of the same ``dest`` are safe.
     """
     builder = _builder(name)
+    marker = _MARKERS.get(name, _MARKER)
     dest = Path(dest)
-    if _is_built(dest):
+    if _is_built(dest, marker):
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
@@ -76,7 +91,7 @@ def build_tiny(name: str, dest: Path) -> None:
         tmp.chmod(0o755)  # mkdtemp makes it 0700; the pipeline folder is not a secret
         with _BUILD_LOCK:
             builder(tmp)
-        _publish(tmp, dest)
+        _publish(tmp, dest, marker)
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(tmp)
