@@ -24,6 +24,7 @@ from diffusers import (
 from PIL import Image
 
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
 from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
@@ -74,6 +75,8 @@ class DiffusersImageAdapter:
             pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"cannot load {entry.id} from {path}: {exc}") from exc
+        if entry.runtime.ip_adapter:
+            revision += "+ip-adapter-" + attach_ip_adapter(pipe, entry, env.models_dir)
         place(pipe, entry, env.device)
         pipe.set_progress_bar_config(disable=True)
         return LoadedModel(
@@ -98,12 +101,14 @@ class DiffusersImageAdapter:
         chunk = max(1, entry.runtime.max_batch_size)
         chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
         images: list[Image.Image | None] = []
+        extra = ip_adapter_call_args(pipe, entry, items[0])  # a batch shares its reference image
         ctx.stage("denoising")
         for index, part in enumerate(chunks):
             if all(ctx.is_canceled(items[r.item].job_id) for r in part):
                 images.extend([None] * len(part))
                 continue
-            images.extend(call(pipe, entry, items[part[0].item].input, part, accepted, ctx, index, len(chunks)))
+            spec = items[part[0].item].input
+            images.extend(call(pipe, entry, spec, part, accepted, ctx, index, len(chunks), extra))
         ctx.stage("encoding media")
         outputs = [JobOutput(files={"images": []}) for _ in items]
         for row, image in zip(rows, images, strict=True):
@@ -168,8 +173,10 @@ def call(
     ctx: RunContext,
     chunk: int,
     chunks: int,
+    extra: dict[str, Any] | None = None,
 ) -> list[Image.Image]:
-    """One forward pass over ``rows`` (same shared parameters), reporting every step."""
+    """One forward pass over ``rows`` (same shared parameters, plus ``extra`` call arguments
+    such as an IP-Adapter image), reporting every step."""
     kwargs: dict[str, Any] = {
         "prompt": [r.prompt for r in rows],
         "num_inference_steps": spec["num_inference_steps"],
@@ -180,6 +187,7 @@ def call(
         "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in rows],
     }
     kwargs.update(entry.call_args)
+    kwargs.update(extra or {})
     if "width" in accepted:
         kwargs["width"], kwargs["height"] = spec["width"], spec["height"]
     if any(r.negative_prompt for r in rows):
