@@ -3,6 +3,7 @@ SD, through the live API and worker, and the refusal of these fields by models w
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from limner.tiny import TINY_MODEL_NAMES, build_tiny
 from tests.jobs import data_uri, fetch_image, generate, pixels, submit, wait_done
 from tests.photos import grace_hopper
 
@@ -107,3 +109,16 @@ def test_ip_adapter_is_reported_in_the_catalog(http: httpx.Client) -> None:
     assert "ip_adapter_image" in listed["input_schema"]["properties"]
     canny = http.get(f"/v1/models/{CANNY}").json()
     assert canny["runtime"]["control_type"] == "canny" and "control_image" in canny["input_schema"]["properties"]
+
+
+@pytest.mark.parametrize("name", TINY_MODEL_NAMES)
+def test_tiny_model_builds_are_reproducible_safetensors(name: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    build_tiny(name, first)
+    build_tiny(name, second)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert any(f.suffix == ".safetensors" for f in files)
+    assert not [f for f in files if f.suffix in {".bin", ".pt", ".pth", ".ckpt"}]
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel

@@ -26,18 +26,17 @@ from limner.tiny.flux import build_flux
 from limner.tiny.sam2 import build_sam2
 from limner.tiny.sd import build_sd
 
-__all__ = ["TINY_NAMES", "build_tiny"]
+__all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny"]
 
-_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
-    {
-        "sd": build_sd,
-        "flux": build_flux,
-        "sam2": build_sam2,
-        "sd-controlnet": build_sd_controlnet,
-        "ip-adapter-sd": build_ip_adapter_sd,
-    }
+_PIPELINES: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
+# Single models and add-ons (not whole pipelines): SAM 2, a ControlNet and an IP-Adapter that
+# fit the tiny SD.
+_MODELS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
+    {"sam2": build_sam2, "sd-controlnet": build_sd_controlnet, "ip-adapter-sd": build_ip_adapter_sd}
 )
-TINY_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+_BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({**_PIPELINES, **_MODELS})
+TINY_NAMES: tuple[str, ...] = tuple(_PIPELINES)  # diffusers pipelines (DiffusionPipeline.from_pretrained)
+TINY_MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
 
 # The file a finished build holds: a pipeline's model_index.json, else a model's config.json.
 _MARKER = "model_index.json"
@@ -53,7 +52,7 @@ def _builder(name: str) -> Callable[[Path], None]:
     try:
         return _BUILDERS[name]
     except KeyError:
-        known = ", ".join(TINY_NAMES)
+        known = ", ".join(_BUILDERS)
         raise ValueError(f"unknown tiny model {name!r}; known: {known}") from None
 
 
