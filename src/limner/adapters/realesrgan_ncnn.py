@@ -51,7 +51,6 @@ class Upscaler:
             if status != 0:
                 raise RuntimeError(f"ncnn extract failed with status {status}")
             result = np.array(out, dtype=np.float32, copy=True)
-        del chw
         return result.transpose(1, 2, 0)
 
 
@@ -62,6 +61,9 @@ class RealEsrganNcnnAdapter:
         param, weights, revision = _model_files(entry)
         net = ncnn.Net()
         net.opt.use_vulkan_compute = False
+        # No OpenMP spin-waiting between layers: on a CPU shared with the API and other workers,
+        # spinning threads steal the cores their peers need (measured 5-15x slower per tile).
+        net.opt.openmp_blocktime = 0
         if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
             raise ModelUnavailable(f"{entry.id}: ncnn could not load {param} / {weights}")
         upscaler = Upscaler(net, native_scale=1)
