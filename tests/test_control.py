@@ -64,12 +64,15 @@ def test_pose_map_from_a_real_photo(http: httpx.Client) -> None:
     assert nobody["error_type"] == "invalid_input" and "no person" in nobody["error"]
 
 
-def test_depth_takes_a_precomputed_map(http: httpx.Client) -> None:
+def test_depth_from_an_estimator_or_a_precomputed_map(http: httpx.Client) -> None:
     ramp = Image.linear_gradient("L").resize((96, 96)).convert("RGB")
     body = generate(http, DEPTH, {**BASE, "control_image": data_uri(ramp), "control_preprocess": False})
     assert np.array_equal(np.asarray(fetch_image(http, body["control_maps"][0]["url"])), np.asarray(ramp))
-    no_estimator = failed(http, DEPTH, {**BASE, "control_image": data_uri(photo())})
-    assert no_estimator["error_type"] == "invalid_input" and "control_preprocess" in no_estimator["error"]
+    estimated = generate(http, DEPTH, {**BASE, "control_image": data_uri(photo())})
+    depth = np.asarray(fetch_image(http, estimated["control_maps"][0]["url"]), dtype=np.int16)
+    assert depth.shape == (96, 96, 3) and np.array_equal(depth[..., 0], depth[..., 2])  # a grey depth map
+    assert depth.std() > 1 and not np.array_equal(depth, np.asarray(ramp, dtype=np.int16))
+    assert "+controlnet-tiny-" in estimated["model"]["revision"]
 
 
 def test_controlnet_needs_a_control_image(http: httpx.Client) -> None:

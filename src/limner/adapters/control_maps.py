@@ -6,9 +6,10 @@
   (``pip://mediapipe/pose_landmark_full``), drawn in the OpenPose 18-keypoint format that the
   openpose ControlNets read. The drawing is written here because controlnet_aux's drawer comes
   with its own OpenPose network (weights from the hub); only the format is wanted.
-- depth: a transformers depth-estimation model (``hf://depth-anything/…``, DPT) from the hub.
-  No registry package ships depth weights, so offline a depth ControlNet takes a precomputed
-  depth map (``control_preprocess: false``).
+- depth: a transformers depth-estimation model (``hf://depth-anything/…``, DPT) from the hub,
+  through ``transformers.pipeline("depth-estimation")``. No registry package ships depth
+  weights: offline, a depth ControlNet takes a precomputed depth map
+  (``control_preprocess: false``), and the tests run the estimator path on a tiny random build.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from limner.tiny.controlnet import build_ip_adapter_sd, build_sd_controlnet
+from limner.tiny.depth import build_depth_anything
 from limner.tiny.flux import build_flux
 from limner.tiny.sam2 import build_sam2
 from limner.tiny.sd import build_sd
@@ -30,9 +31,14 @@ __all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny"]
 
 _PIPELINES: Mapping[str, Callable[[Path], None]] = MappingProxyType({"sd": build_sd, "flux": build_flux})
 # Single models and add-ons (not whole pipelines): SAM 2, a ControlNet and an IP-Adapter that
-# fit the tiny SD.
+# fit the tiny SD, and a depth estimator for the depth ControlNet's control maps.
 _MODELS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
-    {"sam2": build_sam2, "sd-controlnet": build_sd_controlnet, "ip-adapter-sd": build_ip_adapter_sd}
+    {
+        "sam2": build_sam2,
+        "sd-controlnet": build_sd_controlnet,
+        "ip-adapter-sd": build_ip_adapter_sd,
+        "depth-anything": build_depth_anything,
+    }
 )
 _BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({**_PIPELINES, **_MODELS})
 TINY_NAMES: tuple[str, ...] = tuple(_PIPELINES)  # diffusers pipelines (DiffusionPipeline.from_pretrained)
@@ -41,7 +47,12 @@ TINY_MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
 # The file a finished build holds: a pipeline's model_index.json, else a model's config.json.
 _MARKER = "model_index.json"
 _MARKERS: Mapping[str, str] = MappingProxyType(
-    {"sam2": "config.json", "sd-controlnet": "config.json", "ip-adapter-sd": "models/ip-adapter_sd15.safetensors"}
+    {
+        "sam2": "config.json",
+        "sd-controlnet": "config.json",
+        "ip-adapter-sd": "models/ip-adapter_sd15.safetensors",
+        "depth-anything": "preprocessor_config.json",  # written last
+    }
 )
 # Builders reseed torch's global RNG per component: serialise in-process builds
 # so concurrent threads cannot interleave draws and produce different weights.
