@@ -12,6 +12,7 @@ is a few lines of array arithmetic.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,24 +30,24 @@ class Tile:
     width: int
 
 
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets along one axis: stride ``tile - overlap``, the last tile flush with the end."""
+def axis_tiles(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """Tile length and start offsets along one axis.
+
+    As few tiles as fit (each at most ``tile``, neighbours sharing at least ``overlap``), made
+    equal and spread evenly: the work is the tiles' total area, so tiles shrink to what the
+    axis needs instead of the last one sliding back over its neighbour.
+    """
     if tile <= 0 or length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    starts.append(length - tile)
-    return starts
+        return length, [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    return size, [round(i * (length - size) / (count - 1)) for i in range(count)]
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    size_h = height if tile <= 0 else min(tile, height)
-    size_w = width if tile <= 0 else min(tile, width)
-    return [
-        Tile(top, left, size_h, size_w)
-        for top in tile_starts(height, tile, overlap)
-        for left in tile_starts(width, tile, overlap)
-    ]
+    size_h, tops = axis_tiles(height, tile, overlap)
+    size_w, lefts = axis_tiles(width, tile, overlap)
+    return [Tile(top, left, size_h, size_w) for top in tops for left in lefts]
 
 
 def _ramp(length: int, ramp: int, lead: bool, trail: bool) -> Array:
