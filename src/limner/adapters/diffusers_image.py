@@ -25,6 +25,7 @@ from PIL import Image
 
 from limner import progress
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
 from limner.adapters.loading import (
     diffusers_quantization,
     pipeline_bytes,
@@ -89,6 +90,8 @@ class DiffusersImageAdapter:
             pipe = DiffusionPipeline.from_pretrained(str(path), **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"cannot load {entry.id} from {path}: {exc}") from exc
+        if entry.runtime.ip_adapter:
+            revision += "+ip-adapter-" + attach_ip_adapter(pipe, entry, env.models_dir)
         place(pipe, entry, env.device)
         pipe.set_progress_bar_config(disable=True)
         return LoadedModel(
@@ -113,11 +116,13 @@ class DiffusersImageAdapter:
         chunk = max(1, entry.runtime.max_batch_size)
         chunks = [rows[i : i + chunk] for i in range(0, len(rows), chunk)]
         images: list[Image.Image | None] = []
+        extra = ip_adapter_call_args(pipe, entry, items[0])  # a batch shares its reference image
         for index, part in enumerate(chunks):
             if all(ctx.is_canceled(items[r.item].job_id) for r in part):
                 images.extend([None] * len(part))
                 continue
-            images.extend(call(pipe, entry, items[part[0].item].input, part, accepted, ctx, index, len(chunks)))
+            spec = items[part[0].item].input
+            images.extend(call(pipe, entry, spec, part, accepted, ctx, index, len(chunks), extra))
         ctx.stage(progress.ENCODING_MEDIA)
         outputs = [JobOutput(files={"images": []}) for _ in items]
         for row, image in zip(rows, images, strict=True):
@@ -182,8 +187,10 @@ def call(
     ctx: RunContext,
     chunk: int,
     chunks: int,
+    extra: dict[str, Any] | None = None,
 ) -> list[Image.Image]:
-    """One forward pass over ``rows`` (same shared parameters), reporting every step."""
+    """One forward pass over ``rows`` (same shared parameters, plus ``extra`` call arguments
+    such as an IP-Adapter image), reporting every step."""
     kwargs: dict[str, Any] = {
         "prompt": [r.prompt for r in rows],
         "num_inference_steps": spec["num_inference_steps"],
@@ -194,6 +201,7 @@ def call(
         "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in rows],
     }
     kwargs.update(entry.call_args)
+    kwargs.update(extra or {})
     if "width" in accepted:
         kwargs["width"], kwargs["height"] = spec["width"], spec["height"]
     if any(r.negative_prompt for r in rows):

@@ -13,8 +13,26 @@ from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
-# pip://<distribution>[/<file>]: model files shipped inside an installed Python package (piper voices).
+# pip://<distribution>[/<model>]: model files shipped inside an installed Python package (piper
+# voices, Real-ESRGAN ncnn models, mediapipe tflite models; see limner.adapters.packaged).
 SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://", "builtin://")
+
+
+ControlType = Literal["canny", "depth", "pose"]
+
+
+class IPAdapterOptions(BaseModel):
+    """Where an IP-Adapter's weights are (diffusers' ``load_ip_adapter`` layout)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(description="hf://owner/repo, file:///path or tiny://name of the adapter repository.")
+    subfolder: str = Field(default="models", description="Folder of the weight file inside the repository.")
+    weight_name: str = Field(description="The adapter's safetensors file, e.g. ip-adapter_sd15.safetensors.")
+    image_encoder_folder: str = Field(
+        default="image_encoder",
+        description="The CLIP image encoder: a folder under subfolder (SD, SDXL), or a repository id (FLUX).",
+    )
 
 
 class RuntimeOptions(BaseModel):
@@ -45,6 +63,19 @@ class RuntimeOptions(BaseModel):
     num_gpus: float = Field(
         default=0, ge=0, le=64, description="GPUs Ray reserves for each replica serving this model (executor ray)."
     )
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Run Python code shipped in the model's repository (transformers' trust_remote_code). "
+        "Off unless the operator turns it on for this entry, after reading that code.",
+    )
+    controlnet: str | None = Field(default=None, description="ControlNet weights: hf://, file:// or tiny:// source.")
+    control_type: ControlType | None = Field(default=None, description="The kind of control map the ControlNet reads.")
+    control_preprocessor: str | None = Field(
+        default=None,
+        description="Model that turns a picture into a control map (depth: hf://…, pose: pip://mediapipe/…); "
+        "canny needs none.",
+    )
+    ip_adapter: IPAdapterOptions | None = Field(default=None, description="Load an IP-Adapter for reference images.")
 
 
 class CatalogEntry(BaseModel):
@@ -53,7 +84,9 @@ class CatalogEntry(BaseModel):
     id: str = Field(pattern=MODEL_ID_PATTERN)
     task: str
     family: str
-    source: str = Field(description="hf://owner/repo, file:///path, tiny://name, pip://distribution or builtin://name")
+    source: str = Field(
+        description="hf://owner/repo, file:///path, tiny://name, pip://distribution[/model] or builtin://name"
+    )
     revision: str | None = None
     variant: str | None = Field(default=None, description="Weight file variant, e.g. fp16.")
     title: str = ""
@@ -74,6 +107,20 @@ class CatalogEntry(BaseModel):
     )
     cache: CacheOptions = Field(default_factory=CacheOptions)
     quality: QualityOptions = Field(default_factory=QualityOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_refusals(cls, data: Any) -> Any:
+        """Write the fields the entry's family cannot honour into ``unsupported``, so every
+        entry refuses them (422) without listing them by hand."""
+        if not isinstance(data, dict) or data.get("family") not in FAMILIES or data.get("task") not in TASKS:
+            return data
+        runtime = data.get("runtime") or {}
+        options = runtime.model_dump() if isinstance(runtime, BaseModel) else dict(runtime)
+        fields = TASKS[data["task"]].input_model.model_fields
+        refused = sorted(f for f in FAMILIES[data["family"]].refused_fields(options) if f in fields)
+        declared = list(data.get("unsupported") or ())
+        return {**data, "unsupported": tuple(dict.fromkeys([*declared, *refused]))}
 
     @model_validator(mode="after")
     def _check(self) -> CatalogEntry:
@@ -96,6 +143,9 @@ class CatalogEntry(BaseModel):
         for name, source in {"source": self.source, **self.components}.items():
             if not source.startswith(SOURCE_SCHEMES):
                 raise ValueError(f"{name} {source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
+        pip_parts = self.source.removeprefix("pip://").split("/")
+        if self.source.startswith("pip://") and (len(pip_parts) > 2 or not all(pip_parts)):
+            raise ValueError(f"source {self.source!r} must look like pip://<distribution>[/<model>]")
         self._check_defaults()
         return self
 
@@ -199,7 +249,9 @@ def _apply(prop: dict[str, Any], keywords: dict[str, object]) -> None:
     string_keys = {"maxLength", "minLength", "enum", "pattern"}
     for target in targets:
         for key, value in keywords.items():
-            numeric = target.get("type") in ("integer", "number")
-            if (key in string_keys and target.get("type") != "string") or (key not in string_keys and not numeric):
+            kinds = {"maxItems": ("array",), "minItems": ("array",)}.get(
+                key, ("string",) if key in string_keys else ("integer", "number")
+            )
+            if target.get("type") not in kinds:
                 continue
             target[key] = value

@@ -9,7 +9,9 @@ from limner.tasks.audio import TextToAudioInput
 from limner.tasks.base import Limits, TaskInput, TaskSpec
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
 from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
+from limner.tasks.segment import BackgroundRemovalInput, SegmentationInput
 from limner.tasks.speech import TextToSpeechInput
+from limner.tasks.upscale import UpscaleInput
 from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
 TASK_IDS: Final[tuple[str, ...]] = (
@@ -40,6 +42,9 @@ TASKS: Final = MappingProxyType(
             TaskSpec("image-to-video", ImageToVideoInput, "videos", "Image to video"),
             TaskSpec("text-to-3d", TextTo3DInput, "meshes", "Text to 3D"),
             TaskSpec("image-to-3d", ImageTo3DInput, "meshes", "Image to 3D"),
+            TaskSpec("upscale", UpscaleInput, "images", "Upscale (super-resolution)"),
+            TaskSpec("segmentation", SegmentationInput, "masks", "Segmentation"),
+            TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal"),
         )
     }
 )

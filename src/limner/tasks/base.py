@@ -51,6 +51,12 @@ class Limits(BaseModel):
     # 3D.
     max_mesh_resolution: int = Field(default=256, ge=8, description="Finest marching-cubes grid (per side).")
     max_preview_size: int = Field(default=512, ge=16, description="Largest turntable preview (pixels per side).")
+    # upscale: the largest output/input factor, and tile edges (input pixels) a request may ask for.
+    max_scale: int = Field(default=4, ge=1)
+    min_tile_size: int = Field(default=32, ge=1)
+    max_tile_size: int = Field(default=1024, ge=1)
+    # segmentation prompts: at most this many points per request.
+    max_points: int = Field(default=16, ge=1)
 
 
 class TaskInput(BaseModel):

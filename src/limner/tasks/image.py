@@ -15,6 +15,11 @@ from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 
+# Conditioning that only some families honour; the others refuse these fields (422) through
+# Family.unsupported_fields / gated_fields, so no catalog entry has to list them by hand.
+CONTROL_FIELDS: frozenset[str] = frozenset({"control_image", "control_preprocess", "control_scale"})
+IP_ADAPTER_FIELDS: frozenset[str] = frozenset({"ip_adapter_image", "ip_adapter_scale"})
+
 
 class _Generation(TaskInput):
     """Fields every diffusion image task shares."""
@@ -22,6 +27,7 @@ class _Generation(TaskInput):
     per_item_fields: ClassVar[frozenset[str]] = frozenset(
         {"prompt", "negative_prompt", "seed", "num_outputs", "output_format"}
     )
+    file_fields: ClassVar[dict[str, str]] = {"control_image": "image", "ip_adapter_image": "image"}
 
     prompt: str = Field(min_length=1, description="What to draw.")
     negative_prompt: str | None = Field(
@@ -37,6 +43,24 @@ class _Generation(TaskInput):
     )
     num_outputs: int = Field(default=1, ge=1, description="Images to generate (seeds seed, seed+1, …).")
     output_format: ImageFormat = Field(default="png", description="png, webp (lossless) or jpeg.")
+    control_image: str | None = Field(
+        default=None,
+        description="ControlNet models: the picture that guides the layout (data: URI or a URL this server holds).",
+    )
+    control_preprocess: bool | None = Field(
+        default=None,
+        description="true (default): turn control_image into the model's control map (canny edges, depth, pose) "
+        "first; false: control_image already is such a map.",
+    )
+    control_scale: float | None = Field(
+        default=None, ge=0, le=2, description="ControlNet models: how strongly the control map steers (default 1)."
+    )
+    ip_adapter_image: str | None = Field(
+        default=None, description="IP-Adapter models: a reference image whose content and style the output follows."
+    )
+    ip_adapter_scale: float | None = Field(
+        default=None, ge=0, le=2, description="IP-Adapter models: how strongly the reference image steers."
+    )
 
     @classmethod
     def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:
@@ -96,7 +120,7 @@ class TextToImageInput(_Generation):
 
 class ImageToImageInput(_Generation):
     per_item_fields: ClassVar[frozenset[str]] = _Generation.per_item_fields | {"image"}
-    file_fields: ClassVar[dict[str, str]] = {"image": "image"}
+    file_fields: ClassVar[dict[str, str]] = {**_Generation.file_fields, "image": "image"}
 
     image: str = Field(description="The starting image: a data: URI, or a URL of a file this server holds.")
     strength: float = Field(
@@ -112,7 +136,7 @@ class ImageToImageInput(_Generation):
 
 class InpaintingInput(ImageToImageInput):
     per_item_fields: ClassVar[frozenset[str]] = ImageToImageInput.per_item_fields | {"mask_image"}
-    file_fields: ClassVar[dict[str, str]] = {"image": "image", "mask_image": "mask"}
+    file_fields: ClassVar[dict[str, str]] = {**ImageToImageInput.file_fields, "mask_image": "mask"}
 
     mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
     strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")
