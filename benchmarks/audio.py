@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.harness import QuietContext
 from limner.adapters import load_adapter
 from limner.adapters.base import LoadEnv, WorkItem
 from limner.catalog import load_catalog
@@ -45,22 +47,6 @@ WORKLOADS: list[tuple[str, dict[str, Any]]] = [
     ("limner/tiny-stable-audio", {"prompt": "rain on a tin roof", "duration_s": 5.0, "seed": 1}),
     ("limner/piper-joe-us", {"text": PARAGRAPH}),
 ]
-
-
-class QuietContext:
-    """A RunContext that only counts steps (the baseline has no store to report to)."""
-
-    def stage(self, name: str) -> None: ...
-
-    def step(self, step: int, total: int) -> None: ...
-
-    def log(self, message: str, level: str = "info") -> None: ...
-
-    def is_canceled(self, job_id: str) -> bool:
-        return False
-
-    def should_stop(self) -> bool:
-        return False
 
 
 @dataclass

@@ -20,6 +20,23 @@ import httpx
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+class QuietContext:
+    """A RunContext that reports nothing and never stops: baselines call adapters in-process,
+    with no job store to report to."""
+
+    def stage(self, name: str) -> None: ...
+
+    def step(self, step: int, total: int) -> None: ...
+
+    def log(self, message: str, level: str = "info") -> None: ...
+
+    def is_canceled(self, job_id: str) -> bool:
+        return False
+
+    def should_stop(self) -> bool:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

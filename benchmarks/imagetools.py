@@ -29,6 +29,9 @@ from typing import Any
 import matplotlib.cbook
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.harness import QuietContext
+
 RESULTS = Path(__file__).parent / "results" / "imagetools.json"
 UPSCALE_RUNS = [
     # (model id, input width, input height, tile size); tile 0 = the whole image at once
@@ -38,19 +41,6 @@ UPSCALE_RUNS = [
     ("xinntao/realesr-animevideov3", 512, 600, 256),
     ("xinntao/realesr-animevideov3", 512, 600, 128),
 ]
-
-
-class Quiet:
-    """A RunContext that only counts: the benchmark measures the model, not the job store."""
-
-    def stage(self, name: str) -> None: ...
-    def step(self, step: int, total: int) -> None: ...
-    def log(self, message: str, level: str = "info") -> None: ...
-    def is_canceled(self, job_id: str) -> bool:
-        return False
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def photo(width: int, height: int) -> bytes:
@@ -85,7 +75,7 @@ def child_upscale(model_id: str, width: int, height: int, tile: int, repeat: int
     times, cpu = [], []
     for _ in range(repeat):
         started, cpu_started = time.perf_counter(), cpu_seconds()
-        adapter.run(loaded, entry, [item], Quiet())
+        adapter.run(loaded, entry, [item], QuietContext())
         times.append(time.perf_counter() - started)
         cpu.append(cpu_seconds() - cpu_started)
     output_mp = width * height * 16 / 1e6
@@ -115,11 +105,11 @@ def segmentation(repeat: int) -> dict[str, Any]:
     adapter = load_adapter(entry.family)
     loaded = adapter.load(entry, LoadEnv(device="cpu", models_dir=Path("/tmp")))
     item = WorkItem("bench", {"output_format": "png"}, {"image": data})
-    adapter.run(loaded, entry, [item], Quiet())  # warm-up
+    adapter.run(loaded, entry, [item], QuietContext())  # warm-up
     through_adapter = []
     for _ in range(repeat):
         started = time.perf_counter()
-        adapter.run(loaded, entry, [item], Quiet())
+        adapter.run(loaded, entry, [item], QuietContext())
         through_adapter.append(time.perf_counter() - started)
     pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     bare = []

@@ -7,6 +7,7 @@ and ``run`` once per batch; the adapter reports progress and reads cancellation 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -72,6 +73,19 @@ class RunContext(Protocol):
 
     def should_stop(self) -> bool:
         """True when no job of the batch still wants its output: stop at the next step."""
+
+
+def each_live_item(items: list[WorkItem], ctx: RunContext) -> Iterator[tuple[int, WorkItem]]:
+    """A batch's items one at a time, for models that take one input per call: canceled jobs
+    are skipped, the loop ends when no job wants its output, and a step is reported after
+    each item is done."""
+    for index, item in enumerate(items):
+        if ctx.should_stop():
+            return
+        if ctx.is_canceled(item.job_id):
+            continue
+        yield index, item
+        ctx.step(index + 1, len(items))
 
 
 class Adapter(Protocol):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers import AutoModelForImageSegmentation
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem, each_live_item
 from limner.adapters.loading import module_bytes, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
@@ -65,15 +65,10 @@ class BiRefNetAdapter:
         net, dtype = model.handle
         outputs = [JobOutput(files={}) for _ in items]
         ctx.stage("segmenting")
-        for index, item in enumerate(items):
-            if ctx.should_stop():
-                break
-            if ctx.is_canceled(item.job_id):
-                continue
+        for index, item in each_live_item(items, ctx):
             image = open_image(item.files["image"], "RGB")
             probability = foreground(net, image, dtype, model.device)
             outputs[index].files = outputs_for(entry.task, image, probability, item.input.get("output_format", "png"))
-            ctx.step(index + 1, len(items))
         return outputs
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import mediapipe as mp
 import numpy as np
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem, each_live_item
 from limner.adapters.packaged import resolve_packaged
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
@@ -68,17 +68,12 @@ class MediapipeSelfieAdapter:
         selfie: Selfie = model.handle
         outputs = [JobOutput(files={}) for _ in items]
         ctx.stage("segmenting")
-        for index, item in enumerate(items):
-            if ctx.should_stop():
-                break
-            if ctx.is_canceled(item.job_id):
-                continue
+        for index, item in each_live_item(items, ctx):
             image = open_image(item.files["image"], "RGB")
             with selfie.lock:
                 result = selfie.solution.process(np.asarray(image))
             probability = np.asarray(result.segmentation_mask, dtype=np.float32)
             outputs[index].files = outputs_for(entry.task, image, probability, item.input.get("output_format", "png"))
-            ctx.step(index + 1, len(items))
         return outputs
 
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers import Sam2Model
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem, each_live_item
 from limner.adapters.loading import module_bytes, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
@@ -78,17 +78,12 @@ class Sam2Adapter:
             check(entry, item.input, image.size)
         outputs = [JobOutput(files={"masks": []}) for _ in items]
         ctx.stage("segmenting")
-        for index, (item, image) in enumerate(zip(items, images, strict=True)):
-            if ctx.should_stop():
-                break
-            if ctx.is_canceled(item.job_id):
-                continue
-            masks, scores = segment(sam, image, item.input)
+        for index, item in each_live_item(items, ctx):
+            masks, scores = segment(sam, images[index], item.input)
             outputs[index].files["masks"] = [
                 encode_mask(mask, binary=True, extra={"score": round(score, 4)})
                 for mask, score in zip(masks, scores, strict=True)
             ]
-            ctx.step(index + 1, len(items))
         return outputs
 
 
