@@ -1,4 +1,4 @@
-"""The whole product on PostgreSQL: an API and two workers sharing one real server."""
+"""The whole product on PostgreSQL: API replicas and workers sharing one real server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.jobs import generate, result, submit, wait_done, wait_state
+from tests.jobs import generate, result, sse_events, submit, wait_done, wait_state
 from tests.services import Postgres, wait_workers
 from tests.test_recovery import Stack
 
@@ -41,5 +41,35 @@ def test_api_and_workers_on_postgres(postgres: Postgres, catalogs: tuple[Path, P
             wait_workers(stack.base, 2)
             pids = {w["pid"] for w in http.get("/v1/workers").json()["workers"]}
             assert holder["pid"] not in pids
+    finally:
+        stack.close()
+
+
+def test_a_stream_on_one_replica_follows_a_job_submitted_to_another(
+    postgres: Postgres, catalogs: tuple[Path, Path]
+) -> None:
+    """Replica A never sees the submission nor the worker: progress reaches it through the store
+    (PostgreSQL LISTEN/NOTIFY), as it would behind a load balancer."""
+    postgres.reset()
+    stack = Stack(catalogs[0], store=postgres.url)
+    try:
+        stack.start_api()  # replica A
+        base_b = stack.start_replica()
+        stack.start_worker()
+        wait_workers(stack.base, 1)
+        with httpx.Client(base_url=base_b, timeout=30) as on_b, httpx.Client(base_url=stack.base, timeout=30) as on_a:
+            body = {"prompt": "across replicas", "seed": 3, "num_inference_steps": 200}
+            handle = submit(on_b, "test/slow-sd", body)
+            assert handle["status_url"].startswith(base_b)
+            url = f"/v1/queue/test/slow-sd/requests/{handle['request_id']}/status/stream"
+            events = sse_events(on_a, url)
+            steps = [
+                e["progress"]["step"]
+                for e in events
+                if e["status"] == "IN_PROGRESS" and e["progress"]["stage"] == "denoising"
+            ]
+            assert len(steps) >= 2 and steps == sorted(steps) and steps[-1] > steps[0]
+            assert events[-1]["status"] == "COMPLETED" and not events[-1].get("error")
+            assert result(on_a, "test/slow-sd", handle["request_id"])["seed"] == 3
     finally:
         stack.close()

@@ -40,6 +40,13 @@ class Stack:
         )
         wait_http(f"{self.base}/healthz", self.api)
 
+    def start_replica(self) -> str:
+        """Another API process on the same store and storage; its base URL."""
+        port = free_port()
+        replica = self._spawn(["serve", "--workers", "0", "--port", str(port), "--catalog", str(self.catalog)], "api")
+        wait_http(f"http://127.0.0.1:{port}/healthz", replica)
+        return f"http://127.0.0.1:{port}"
+
     def start_worker(self) -> Proc:
         proc = self._spawn(["worker", "--catalog", str(self.catalog)], f"worker{len(self.procs)}")
         return proc
