@@ -1,8 +1,10 @@
 """SIGKILL a worker mid-job, again and again: every accepted job completes exactly once.
 
-Each trial submits a job, waits until a worker is running it, SIGKILLs that worker process
-(its supervisor replaces it), and checks what a client sees: the job succeeded, ran twice,
-has one result and logged one completion. Runs against `limner serve --workers 2`.
+Each trial submits a job with a webhook, waits until a worker is running it, SIGKILLs that
+worker process (its supervisor replaces it), and checks what a client sees: the job succeeded,
+ran twice, has one result and logged one completion; and, once the outbox is drained, that its
+webhook receiver got exactly one signed `completed` message. Runs against
+`limner serve --workers 2`.
 
     .venv/bin/python benchmarks/chaos.py --trials 100 [--store postgresql://…]
 
@@ -12,6 +14,8 @@ tests/test_chaos.py runs a few trials of the same code in CI.
 from __future__ import annotations
 
 import argparse
+import base64
+import contextlib
 import os
 import signal
 import sys
@@ -23,6 +27,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.receiver import Receiver, receiver
+
 from benchmarks.harness import Server, write_result
 
 MODEL = "drill/steps"
@@ -35,6 +41,7 @@ models:
     defaults: {width: 64, height: 64, num_inference_steps: 1}
     runtime: {max_attempts: 5}
 """
+SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 FAST_LEASES = {"LIMNER_LEASE_S": "2", "LIMNER_HEARTBEAT_S": "0.3", "LIMNER_STREAM_POLL_S": "0.05"}
 
 
@@ -54,9 +61,13 @@ def wait_for(predicate: Any, timeout: float, what: str) -> Any:
     raise TimeoutError(what)
 
 
-def trial(http: httpx.Client, index: int) -> dict[str, Any]:
+def trial(http: httpx.Client, index: int, hook: Receiver) -> dict[str, Any]:
     """One kill; returns what the client saw."""
-    handle = http.post(f"/v1/queue/{MODEL}", json={"prompt": "steps:60", "seed": index}).json()
+    handle = http.post(
+        f"/v1/queue/{MODEL}",
+        json={"prompt": "steps:60", "seed": index},
+        params={"webhook_url": hook.url, "webhook_events": "completed"},
+    ).json()
     request_id = handle["request_id"]
 
     def holder() -> dict[str, Any] | None:
@@ -96,21 +107,44 @@ def trial(http: httpx.Client, index: int) -> dict[str, Any]:
 
 
 def run_trials(trials: int, store: str | None = None) -> list[dict[str, Any]]:
-    env = {**FAST_LEASES, "LIMNER_CATALOG": str(catalog_file())}
+    env = {
+        **FAST_LEASES,
+        "LIMNER_CATALOG": str(catalog_file()),
+        "LIMNER_WEBHOOK_SECRET": SECRET,
+        "LIMNER_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+    }
     if store:
         env["LIMNER_STORE"] = store
-    with Server(workers=2, env=env) as server:
+    with receiver() as hook, Server(workers=2, env=env) as server:
         server.wait_ready()
         with httpx.Client(base_url=server.base, timeout=30) as http:
             outcomes = []
             for index in range(trials):
-                outcomes.append(trial(http, index))
+                outcomes.append(trial(http, index, hook))
                 # Let the supervisor bring the killed worker back before the next kill.
                 wait_for(lambda: len(http.get("/v1/workers").json()["workers"]) >= 2, 120, "worker not replaced")
             listed = http.get("/v1/requests", params={"model": MODEL, "limit": 500}).json()["requests"]
+            count_webhooks(hook, outcomes)
     # No job was lost and none was duplicated: exactly the submitted ids, each once.
     assert sorted(r["request_id"] for r in listed) == sorted(o["request_id"] for o in outcomes)
     return outcomes
+
+
+def count_webhooks(hook: Receiver, outcomes: list[dict[str, Any]]) -> None:
+    """Once every job's completed message has arrived (and a moment more, for duplicates),
+    record each job's count of signed, verified completed messages."""
+    ids = {o["request_id"] for o in outcomes}
+
+    def all_arrived(seen: list[Any]) -> bool:
+        return ids <= {m.json.get("request_id") for m in seen if m.json.get("type") == "request.completed"}
+
+    with contextlib.suppress(TimeoutError):  # the missing ones count 0 and fail their trial
+        hook.wait_for(all_arrived, timeout=120)
+    time.sleep(1.0)
+    for outcome in outcomes:
+        messages = hook.verified(SECRET, outcome["request_id"])
+        outcome["webhooks"] = sum(m["type"] == "request.completed" for m in messages)
+        outcome["ok"] = outcome["ok"] and outcome["webhooks"] == 1
 
 
 def main() -> None:
@@ -123,7 +157,7 @@ def main() -> None:
     good = sum(o["ok"] for o in outcomes)
     recovery = sorted(o["recovery_s"] for o in outcomes)
     print(
-        f"{good}/{len(outcomes)} trials: completed exactly once after a SIGKILL mid-job "
+        f"{good}/{len(outcomes)} trials: completed exactly once, with one completed webhook, after a SIGKILL mid-job "
         f"(median recovery {recovery[len(recovery) // 2]:.1f} s, worst {recovery[-1]:.1f} s, "
         f"{time.monotonic() - started:.0f} s in all)"
     )

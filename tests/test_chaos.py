@@ -11,7 +11,7 @@ from tests.services import Postgres
 def test_repeated_worker_kills_lose_and_duplicate_nothing() -> None:
     outcomes = run_trials(3)
     assert [o["ok"] for o in outcomes] == [True, True, True], outcomes
-    assert all(o["completions"] == 1 for o in outcomes)
+    assert all(o["completions"] == 1 and o["webhooks"] == 1 for o in outcomes)
 
 
 @pytest.mark.postgres
