@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, Final
 from limner.tasks.image import CONTROL_FIELDS, IP_ADAPTER_FIELDS
 from limner.tasks.segment import PROMPT_FIELDS
 
+# Stable Video Diffusion's conditioning knobs, which no other video family has.
+SVD_FIELDS: Final = frozenset({"motion_bucket_id", "noise_aug_strength"})
+
 if TYPE_CHECKING:
     from limner.adapters.base import Adapter
 
@@ -76,10 +79,30 @@ FAMILIES: Final = MappingProxyType(
             Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"})),
             Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
             Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"})),
-            Family("wan", "limner.adapters.wan", frozenset({"text-to-video", "image-to-video"})),
-            Family("cogvideox", "limner.adapters.cogvideox", frozenset({"text-to-video", "image-to-video"})),
-            Family("stable-video-diffusion", "limner.adapters.svd", frozenset({"image-to-video"})),
-            Family("animatediff", "limner.adapters.animatediff", frozenset({"text-to-video"})),
+            Family(
+                "wan",
+                "limner.adapters.wan",
+                frozenset({"text-to-video", "image-to-video"}),
+                unsupported_fields=SVD_FIELDS,
+            ),
+            Family(
+                "cogvideox",
+                "limner.adapters.cogvideox",
+                frozenset({"text-to-video", "image-to-video"}),
+                unsupported_fields=SVD_FIELDS,
+            ),
+            Family(
+                "stable-video-diffusion",
+                "limner.adapters.svd",
+                frozenset({"image-to-video"}),
+                unsupported_fields=frozenset({"prompt", "negative_prompt"}),  # it animates an image, no text
+            ),
+            Family(
+                "animatediff",
+                "limner.adapters.animatediff",
+                frozenset({"text-to-video"}),
+                unsupported_fields=SVD_FIELDS,
+            ),
             Family("shap-e", "limner.adapters.shap_e", frozenset({"text-to-3d", "image-to-3d"})),
         )
     }

@@ -8,9 +8,10 @@ AnimateDiff pipeline needs no component. The scheduler becomes DDIM with linear 
 linspace spacing, the setting AnimateDiff's motion modules were trained with (diffusers'
 AnimateDiff guide); the v1-5-2 adapter knows at most 32 frames (``limits.max_frames``).
 
-Steps: 1. load (motion adapter, then the base with it, DDIM, place)  2. check (refuse SVD's
-       knobs)  3. prepare (one call's arguments)  4. run (denoising with progress and stop,
-       then decoding)  5. encode (MP4 + poster)
+Steps: 1. load (motion adapter, then the base with it, DDIM, place)
+       2. check (SVD's knobs are refused at submit: the family declares them)
+       3. prepare (one call's arguments)  4. run (denoising with progress and stop, then
+       decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.diffusers_loading import component_path, load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes, resolve_dtype
-from limner.adapters.video_steps import generator, refuse, run_videos
+from limner.adapters.video_steps import prompted_call_args, run_videos
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
-
-NOT_HONOURED = ("motion_bucket_id", "noise_aug_strength")
 
 
 class AnimateDiffAdapter:
@@ -65,24 +64,7 @@ class AnimateDiffAdapter:
     # -- 2. to 5. ------------------------------------------------------------------------------
 
     def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        refuse(entry, items, NOT_HONOURED)
-        return run_videos(model.handle, entry, items, ctx, call_args)
-
-
-def call_args(_entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
-    spec = item.input
-    kwargs: dict[str, Any] = {
-        "prompt": spec["prompt"],
-        "height": spec["height"],
-        "width": spec["width"],
-        "num_frames": spec["num_frames"],
-        "num_inference_steps": spec["num_inference_steps"],
-        "guidance_scale": spec["guidance_scale"],
-        "generator": generator(spec["seed"]),
-    }
-    if spec.get("negative_prompt"):
-        kwargs["negative_prompt"] = spec["negative_prompt"]
-    return kwargs
+        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
 
 
 def make_adapter() -> AnimateDiffAdapter:

@@ -8,9 +8,9 @@ its catalog limits make min and max sizes equal. Recommended call options such a
 ``use_dynamic_cfg`` go in the entry's ``call_args``.
 
 Steps: 1. load (the task's pipeline class, from_pretrained, place; VAE tiling/slicing from the
-       entry)  2. check (refuse SVD's knobs)  3. prepare (one call's arguments; the first frame
-       fitted to the frame size)  4. run (denoising with progress and stop, then decoding)
-       5. encode (MP4 + poster)
+       entry)  2. check (SVD's knobs are refused at submit: the family declares them)
+       3. prepare (one call's arguments; the first frame fitted to the frame size)
+       4. run (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from diffusers import CogVideoXImageToVideoPipeline, CogVideoXPipeline
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import first_frame, generator, refuse, run_videos
+from limner.adapters.video_steps import prompted_call_args, run_videos
 from limner.catalog.entry import CatalogEntry
 
 TASK_PIPELINES: dict[str, Any] = {"text-to-video": CogVideoXPipeline, "image-to-video": CogVideoXImageToVideoPipeline}
-# Stable Video Diffusion's conditioning knobs: CogVideoX has no such inputs.
-NOT_HONOURED = ("motion_bucket_id", "noise_aug_strength")
 
 
 class CogVideoXAdapter:
@@ -43,26 +41,7 @@ class CogVideoXAdapter:
     # -- 2. to 5. ------------------------------------------------------------------------------
 
     def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        refuse(entry, items, NOT_HONOURED)
-        return run_videos(model.handle, entry, items, ctx, call_args)
-
-
-def call_args(entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
-    spec = item.input
-    kwargs: dict[str, Any] = {
-        "prompt": spec.get("prompt") or "",
-        "height": spec["height"],
-        "width": spec["width"],
-        "num_frames": spec["num_frames"],
-        "num_inference_steps": spec["num_inference_steps"],
-        "guidance_scale": spec["guidance_scale"],
-        "generator": generator(spec["seed"]),
-    }
-    if spec.get("negative_prompt"):
-        kwargs["negative_prompt"] = spec["negative_prompt"]
-    if entry.task == "image-to-video":
-        kwargs["image"] = first_frame(item)
-    return kwargs
+        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
 
 
 def make_adapter() -> CogVideoXAdapter:

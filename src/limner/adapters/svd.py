@@ -7,9 +7,9 @@ when absent). Its guidance ramps linearly over the frames from ``min_guidance_sc
 or the entry's ``call_args``) to the request's ``guidance_scale``. ``decode_chunk_size`` in
 ``call_args`` trades decoding memory for speed.
 
-Steps: 1. load (from_pretrained, place)  2. check (refuse text)  3. prepare (one call's
-       arguments; the first frame fitted to the frame size)  4. run (denoising with progress
-       and stop, then decoding)  5. encode (MP4 + poster)
+Steps: 1. load (from_pretrained, place)  2. check (text is refused at submit: the family
+       declares it)  3. prepare (one call's arguments; the first frame fitted to the frame
+       size)  4. run (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from diffusers import StableVideoDiffusionPipeline
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import first_frame, generator, refuse, run_videos
+from limner.adapters.video_steps import first_frame, generator, run_videos
 from limner.catalog.entry import CatalogEntry
-
-NOT_HONOURED = ("prompt", "negative_prompt")
 
 
 class StableVideoDiffusionAdapter:
@@ -40,7 +38,6 @@ class StableVideoDiffusionAdapter:
     # -- 2. to 5. ------------------------------------------------------------------------------
 
     def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        refuse(entry, items, NOT_HONOURED)
         return run_videos(model.handle, entry, items, ctx, call_args)
 
 

@@ -8,7 +8,7 @@ would multiply activation memory by the batch size for little gain on models thi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from limner.adapters.base import JobOutput, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
-from limner.errors import InvalidInput, ModelError
+from limner.errors import ModelError
 from limner.media.images import open_image
 from limner.media.video import encode_video, poster, to_uint8_frames
 
@@ -33,12 +33,24 @@ class Stopped(Exception):
     """
 
 
-def refuse(entry: CatalogEntry, items: list[WorkItem], fields: Iterable[str]) -> None:
-    """Refuse inputs this family cannot honour, even if the catalog entry forgot to list them."""
-    for item in items:
-        for name in fields:
-            if item.input.get(name) is not None:
-                raise InvalidInput(f"{name} is not supported by model {entry.id}", loc=("body", name))
+def prompted_call_args(entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
+    """The call arguments of a prompted video pipeline (Wan, CogVideoX, AnimateDiff): text,
+    size, frames, steps, guidance and seed, plus the first frame for image-to-video."""
+    spec = item.input
+    kwargs: dict[str, Any] = {
+        "prompt": spec.get("prompt") or "",
+        "height": spec["height"],
+        "width": spec["width"],
+        "num_frames": spec["num_frames"],
+        "num_inference_steps": spec["num_inference_steps"],
+        "guidance_scale": spec["guidance_scale"],
+        "generator": generator(spec["seed"]),
+    }
+    if spec.get("negative_prompt"):
+        kwargs["negative_prompt"] = spec["negative_prompt"]
+    if entry.task == "image-to-video":
+        kwargs["image"] = first_frame(item)
+    return kwargs
 
 
 def generator(seed: int) -> torch.Generator:

@@ -5,9 +5,10 @@ Wan's VAE compresses time 4x, so ``num_frames - 1`` must be a multiple of 4 (cat
 ``limits.frames_multiple: 4``), and sizes multiples of 16. The VAE and the CLIP image encoder
 stay in float32 whatever the transformer's dtype, as Wan's own examples load them.
 
-Steps: 1. load (the task's pipeline class, from_pretrained, place)  2. check (refuse SVD's
-       knobs)  3. prepare (one call's arguments; the first frame fitted to the frame size)
-       4. run (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
+Steps: 1. load (the task's pipeline class, from_pretrained, place)  2. check (SVD's knobs
+       are refused at submit: the family declares them)  3. prepare (one call's arguments; the
+       first frame fitted to the frame size)  4. run (denoising with progress and stop, then
+       decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from diffusers import WanImageToVideoPipeline, WanPipeline
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import first_frame, generator, refuse, run_videos
+from limner.adapters.video_steps import prompted_call_args, run_videos
 from limner.catalog.entry import CatalogEntry
 
 TASK_PIPELINES: dict[str, Any] = {"text-to-video": WanPipeline, "image-to-video": WanImageToVideoPipeline}
-# Stable Video Diffusion's conditioning knobs: Wan has no such inputs.
-NOT_HONOURED = ("motion_bucket_id", "noise_aug_strength")
 
 
 class WanAdapter:
@@ -40,26 +39,7 @@ class WanAdapter:
     # -- 2. to 5. ------------------------------------------------------------------------------
 
     def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        refuse(entry, items, NOT_HONOURED)
-        return run_videos(model.handle, entry, items, ctx, call_args)
-
-
-def call_args(entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
-    spec = item.input
-    kwargs: dict[str, Any] = {
-        "prompt": spec.get("prompt") or "",
-        "height": spec["height"],
-        "width": spec["width"],
-        "num_frames": spec["num_frames"],
-        "num_inference_steps": spec["num_inference_steps"],
-        "guidance_scale": spec["guidance_scale"],
-        "generator": generator(spec["seed"]),
-    }
-    if spec.get("negative_prompt"):
-        kwargs["negative_prompt"] = spec["negative_prompt"]
-    if entry.task == "image-to-video":
-        kwargs["image"] = first_frame(item)
-    return kwargs
+        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
 
 
 def make_adapter() -> WanAdapter:
