@@ -89,6 +89,27 @@ def over(field: str, value: object, limit_name: str, limit: object, *, under: bo
     return LimitExceeded(f"{field}={value!r} is {relation} {limit!r} (limits.{limit_name})", loc=("body", field))
 
 
+def check_size(width: int | None, height: int | None, limits: Limits) -> None:
+    """A picture's or a video frame's size against the model's limits (absent sides pass)."""
+    for name, value, low, high in (
+        ("width", width, limits.min_width, limits.max_width),
+        ("height", height, limits.min_height, limits.max_height),
+    ):
+        if value is None:
+            continue
+        if value > high:
+            raise over(name, value, f"max_{name}", high)
+        if value < low:
+            raise over(name, value, f"min_{name}", low, under=True)
+        if value % limits.size_multiple:
+            raise LimitExceeded(
+                f"{name}={value} must be a multiple of {limits.size_multiple} (limits.size_multiple)",
+                loc=("body", name),
+            )
+    if width is not None and height is not None and width * height > limits.max_pixels:
+        raise over("width", f"{width}x{height}", "max_pixels", limits.max_pixels)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task id bound to its input schema and the key its outputs are listed under."""

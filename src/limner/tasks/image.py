@@ -10,8 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.errors import LimitExceeded
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_size, over
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 
@@ -83,34 +82,13 @@ class _Generation(TaskInput):
             text = getattr(self, name)
             if text and len(text) > limits.max_prompt_chars:
                 raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
-        self._check_size(limits)
+        check_size(getattr(self, "width", None), getattr(self, "height", None), limits)
         if self.num_inference_steps > limits.max_steps:
             raise over("num_inference_steps", self.num_inference_steps, "max_steps", limits.max_steps)
         if self.num_outputs > limits.max_outputs:
             raise over("num_outputs", self.num_outputs, "max_outputs", limits.max_outputs)
         if self.guidance_scale > limits.max_guidance_scale:
             raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
-
-    def _check_size(self, limits: Limits) -> None:
-        width: int | None = getattr(self, "width", None)
-        height: int | None = getattr(self, "height", None)
-        for name, value, low, high in (
-            ("width", width, limits.min_width, limits.max_width),
-            ("height", height, limits.min_height, limits.max_height),
-        ):
-            if value is None:
-                continue
-            if value > high:
-                raise over(name, value, f"max_{name}", high)
-            if value < low:
-                raise over(name, value, f"min_{name}", low, under=True)
-            if value % limits.size_multiple:
-                raise LimitExceeded(
-                    f"{name}={value} must be a multiple of {limits.size_multiple} (limits.size_multiple)",
-                    loc=("body", name),
-                )
-        if width is not None and height is not None and width * height > limits.max_pixels:
-            raise over("width", f"{width}x{height}", "max_pixels", limits.max_pixels)
 
 
 class TextToImageInput(_Generation):

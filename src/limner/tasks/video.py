@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from limner.errors import LimitExceeded
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_size, over
 
 VideoFormat = Literal["mp4"]
 
@@ -66,7 +66,7 @@ class _VideoGeneration(TaskInput):
             text: str | None = getattr(self, name, None)
             if text and len(text) > limits.max_prompt_chars:
                 raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
-        self._check_size(limits)
+        check_size(getattr(self, "width", None), getattr(self, "height", None), limits)
         self._check_frames(limits)
         if self.num_inference_steps > limits.max_steps:
             raise over("num_inference_steps", self.num_inference_steps, "max_steps", limits.max_steps)
@@ -93,29 +93,6 @@ class _VideoGeneration(TaskInput):
                 "(limits.max_duration_s)",
                 loc=("body", "num_frames"),
             )
-
-    def _check_size(self, limits: Limits) -> None:
-        # The same rules as the image tasks' sizes; repeated here rather than shared through
-        # a base class, so either family of schemas can change without the other.
-        width: int | None = getattr(self, "width", None)
-        height: int | None = getattr(self, "height", None)
-        for name, value, low, high in (
-            ("width", width, limits.min_width, limits.max_width),
-            ("height", height, limits.min_height, limits.max_height),
-        ):
-            if value is None:
-                continue
-            if value > high:
-                raise over(name, value, f"max_{name}", high)
-            if value < low:
-                raise over(name, value, f"min_{name}", low, under=True)
-            if value % limits.size_multiple:
-                raise LimitExceeded(
-                    f"{name}={value} must be a multiple of {limits.size_multiple} (limits.size_multiple)",
-                    loc=("body", name),
-                )
-        if width is not None and height is not None and width * height > limits.max_pixels:
-            raise over("width", f"{width}x{height}", "max_pixels", limits.max_pixels)
 
 
 class TextToVideoInput(_VideoGeneration):
