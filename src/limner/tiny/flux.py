@@ -28,6 +28,7 @@ from limner.tiny.sd import (
     seed_everything,
     vae_blocks,
 )
+from limner.tiny.t5 import t5_encoder
 from limner.tiny.tokenizers import build_clip_tokenizer, build_t5_tokenizer
 
 if TYPE_CHECKING:
@@ -72,24 +73,8 @@ def _vae() -> Any:
 
 
 def _t5_encoder(tokenizer: T5Tokenizer) -> Any:
-    transformers = lib("transformers")
-    config = transformers.T5Config(
-        vocab_size=len(tokenizer),
-        d_model=T5_HIDDEN,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        feed_forward_proj="gated-gelu",  # T5 v1.1, as in FLUX's T5-XXL
-        dropout_rate=0.0,
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    seed_everything()
-    return transformers.T5EncoderModel(config).eval()
+    # T5 v1.1 (gated GELU), as in FLUX's T5-XXL
+    return t5_encoder(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, d_model=T5_HIDDEN)
 
 
 def _scheduler() -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from limner.tiny.sd import lib, seed_everything
+from limner.tiny.t5 import t5_encoder
 from limner.tiny.tokenizers import build_t5_tokenizer
 
 SAMPLING_RATE = 16000
@@ -55,24 +56,8 @@ def _vae() -> Any:
 
 
 def _text_encoder(vocab_size: int, pad: int, eos: int) -> Any:
-    transformers = lib("transformers")
-    config = transformers.T5Config(
-        vocab_size=vocab_size,
-        d_model=TEXT_HIDDEN,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        feed_forward_proj="relu",  # t5-base, as in Stable Audio Open
-        dropout_rate=0.0,
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=pad,
-        eos_token_id=eos,
-    )
-    seed_everything()
-    return transformers.T5EncoderModel(config).eval()
+    # t5-base (ReLU feed-forward), as in Stable Audio Open
+    return t5_encoder(vocab_size, pad, eos, d_model=TEXT_HIDDEN, feed_forward_proj="relu")
 
 
 def _projection() -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from limner.tiny.sd import lib, seed_everything
+from limner.tiny.t5 import t5_encoder
 from limner.tiny.tokenizers import build_t5_tokenizer
 
 if TYPE_CHECKING:
@@ -32,24 +33,7 @@ HEADS, HEAD_DIM = 2, 12
 
 def umt5_encoder(tokenizer: T5Tokenizer) -> Any:
     """A 2-layer, 32-wide UMT5 encoder (Wan's text encoder class) for ``tokenizer``."""
-    transformers = lib("transformers")
-    config = transformers.UMT5Config(
-        vocab_size=len(tokenizer),
-        d_model=TEXT_DIM,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        feed_forward_proj="gated-gelu",
-        dropout_rate=0.0,
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    seed_everything()
-    return transformers.UMT5EncoderModel(config).eval()
+    return t5_encoder(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, d_model=TEXT_DIM, umt5=True)
 
 
 def _vae() -> Any:
