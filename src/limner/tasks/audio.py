@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, over
 
 AudioFormat = Literal["wav", "flac", "mp3"]
 
@@ -75,10 +75,7 @@ class TextToAudioInput(AudioOutput):
         }
 
     def check_limits(self, limits: Limits) -> None:
-        for name in ("prompt", "negative_prompt"):
-            text = getattr(self, name)
-            if text and len(text) > limits.max_prompt_chars:
-                raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
+        check_prompts(self, limits)
         if self.duration_s > limits.max_duration_s:
             raise over("duration_s", self.duration_s, "max_duration_s", limits.max_duration_s)
         if self.num_inference_steps is not None and self.num_inference_steps > limits.max_steps:

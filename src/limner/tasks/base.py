@@ -89,6 +89,22 @@ def over(field: str, value: object, limit_name: str, limit: object, *, under: bo
     return LimitExceeded(f"{field}={value!r} is {relation} {limit!r} (limits.{limit_name})", loc=("body", field))
 
 
+def check_prompts(model: BaseModel, limits: Limits) -> None:
+    """``prompt`` and ``negative_prompt`` (where the schema has them) against max_prompt_chars."""
+    for name in ("prompt", "negative_prompt"):
+        text: str | None = getattr(model, name, None)
+        if text and len(text) > limits.max_prompt_chars:
+            raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
+
+
+def size_schema(limits: Limits) -> dict[str, dict[str, object]]:
+    """The JSON Schema keywords of a size's ``width`` and ``height`` under these limits."""
+    return {
+        "width": {"minimum": limits.min_width, "maximum": limits.max_width, "multipleOf": limits.size_multiple},
+        "height": {"minimum": limits.min_height, "maximum": limits.max_height, "multipleOf": limits.size_multiple},
+    }
+
+
 def check_size(width: int | None, height: int | None, limits: Limits) -> None:
     """A picture's or a video frame's size against the model's limits (absent sides pass)."""
     for name, value, low, high in (

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_size, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 
@@ -66,22 +66,14 @@ class _Generation(TaskInput):
         return {
             "prompt": {"maxLength": limits.max_prompt_chars},
             "negative_prompt": {"maxLength": limits.max_prompt_chars},
-            "width": {"minimum": limits.min_width, "maximum": limits.max_width, "multipleOf": limits.size_multiple},
-            "height": {
-                "minimum": limits.min_height,
-                "maximum": limits.max_height,
-                "multipleOf": limits.size_multiple,
-            },
+            **size_schema(limits),
             "num_inference_steps": {"maximum": limits.max_steps},
             "num_outputs": {"maximum": limits.max_outputs},
             "guidance_scale": {"maximum": limits.max_guidance_scale},
         }
 
     def check_limits(self, limits: Limits) -> None:
-        for name in ("prompt", "negative_prompt"):
-            text = getattr(self, name)
-            if text and len(text) > limits.max_prompt_chars:
-                raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
+        check_prompts(self, limits)
         check_size(getattr(self, "width", None), getattr(self, "height", None), limits)
         if self.num_inference_steps > limits.max_steps:
             raise over("num_inference_steps", self.num_inference_steps, "max_steps", limits.max_steps)

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from limner.errors import LimitExceeded
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_size, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
 
 VideoFormat = Literal["mp4"]
 
@@ -49,12 +49,7 @@ class _VideoGeneration(TaskInput):
         return {
             "prompt": {"maxLength": limits.max_prompt_chars},
             "negative_prompt": {"maxLength": limits.max_prompt_chars},
-            "width": {"minimum": limits.min_width, "maximum": limits.max_width, "multipleOf": limits.size_multiple},
-            "height": {
-                "minimum": limits.min_height,
-                "maximum": limits.max_height,
-                "multipleOf": limits.size_multiple,
-            },
+            **size_schema(limits),
             "num_frames": {"minimum": limits.min_frames, "maximum": limits.max_frames},
             "fps": {"maximum": limits.max_fps},
             "num_inference_steps": {"maximum": limits.max_steps},
@@ -62,10 +57,7 @@ class _VideoGeneration(TaskInput):
         }
 
     def check_limits(self, limits: Limits) -> None:
-        for name in ("prompt", "negative_prompt"):
-            text: str | None = getattr(self, name, None)
-            if text and len(text) > limits.max_prompt_chars:
-                raise over(name, f"<{len(text)} characters>", "max_prompt_chars", limits.max_prompt_chars)
+        check_prompts(self, limits)
         check_size(getattr(self, "width", None), getattr(self, "height", None), limits)
         self._check_frames(limits)
         if self.num_inference_steps > limits.max_steps:
