@@ -77,6 +77,12 @@ models:
             "- {id: a/b, task: text-to-image, family: diffusers-image, source: tiny://sd, runtime: {dtype: int3}}",
             "dtype",
         ),
+        (
+            "- {id: a/b, task: text-to-image, family: diffusers-image, source: tiny://sd,"
+            " runtime: {ip_adapter: {source: 'hf://h94/IP-Adapter', weight_name: ip-adapter_sd15.bin}}}",
+            "safetensors",
+        ),
+        ("- {id: a/b, task: text-to-image, family: diffusers-image, source: pip://a/b/c}", "pip://"),
         ("models: [oops", "not valid YAML"),
     ],
 )

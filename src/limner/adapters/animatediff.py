@@ -39,7 +39,9 @@ class AnimateDiffAdapter:
             path, adapter_revision = found
             dtype = resolve_dtype(entry.runtime.dtype, env.device)
             try:
-                components["motion_adapter"] = MotionAdapter.from_pretrained(str(path), dtype=dtype)
+                components["motion_adapter"] = MotionAdapter.from_pretrained(
+                    str(path), dtype=dtype, use_safetensors=True
+                )
             except (OSError, ValueError) as exc:
                 raise ModelUnavailable(f"cannot load {entry.id}'s motion adapter from {path}: {exc}") from exc
             revision_parts.append(f"motion_adapter:{adapter_revision}")

@@ -49,7 +49,9 @@ class BiRefNetAdapter:
         path, revision = resolve_source(entry, env.models_dir, marker="config.json")
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
-            model = AutoModelForImageSegmentation.from_pretrained(str(path), trust_remote_code=True, dtype=dtype)
+            model = AutoModelForImageSegmentation.from_pretrained(
+                str(path), trust_remote_code=True, dtype=dtype, use_safetensors=True
+            )
         except (OSError, ValueError, ImportError) as exc:
             raise ModelUnavailable(f"cannot load {entry.id} from {path}: {exc}") from exc
         model = model.to(env.device).eval()

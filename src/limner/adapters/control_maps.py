@@ -108,7 +108,9 @@ class ControlMaps:
                 shadow = self.entry.model_copy(update={"source": self._source(), "variant": None, "revision": None})
                 folder, _ = resolve_source(shadow, self.models_dir, marker="config.json")
                 try:
-                    self._model = pipeline("depth-estimation", model=str(folder), device="cpu")
+                    self._model = pipeline(
+                        "depth-estimation", model=str(folder), device="cpu", model_kwargs={"use_safetensors": True}
+                    )
                 except (OSError, ValueError) as exc:
                     raise ModelUnavailable(f"cannot load the depth estimator {shadow.source}: {exc}") from exc
             depth: Image.Image = self._model(picture.convert("RGB"))["depth"]

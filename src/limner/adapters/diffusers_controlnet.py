@@ -51,11 +51,11 @@ class DiffusersControlNetAdapter:
         shadow = entry.model_copy(update={"source": entry.runtime.controlnet, "variant": None, "revision": None})
         controlnet_path, controlnet_revision = resolve_source(shadow, env.models_dir, marker="config.json")
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
-        kwargs: dict[str, Any] = {"dtype": dtype}
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}  # never pickled weights
         if entry.variant:
             kwargs["variant"] = entry.variant
         try:
-            controlnet = AutoModel.from_pretrained(str(controlnet_path), dtype=dtype)
+            controlnet = AutoModel.from_pretrained(str(controlnet_path), dtype=dtype, use_safetensors=True)
             pipe = AutoPipelineForText2Image.from_pretrained(str(path), controlnet=controlnet, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"cannot load {entry.id} from {path} + {controlnet_path}: {exc}") from exc

@@ -80,7 +80,7 @@ class DiffusersImageAdapter:
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         require_quantization_support(entry, env.device)
         path, revision = resolve_source(entry, env.models_dir, download=_download)
-        kwargs: dict[str, Any] = {"dtype": dtype}
+        kwargs: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}  # never pickled weights
         if entry.variant:
             kwargs["variant"] = entry.variant
         quantization = diffusers_quantization(entry, path, dtype)

@@ -37,7 +37,7 @@ def load_pipeline(
     """
     path, revision = resolve_source(entry, env.models_dir, download=download_pipeline)
     dtype = resolve_dtype(entry.runtime.dtype, env.device)
-    kwargs: dict[str, Any] = {**components}
+    kwargs: dict[str, Any] = {**components, "use_safetensors": True}  # never pickled weights
     kwargs["dtype"] = {"default": dtype, **dict.fromkeys(keep_float32, torch.float32)} if keep_float32 else dtype
     if entry.variant:
         kwargs["variant"] = entry.variant

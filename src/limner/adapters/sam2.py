@@ -57,7 +57,7 @@ class Sam2Adapter:
         path, revision = resolve_source(entry, env.models_dir, marker="config.json")
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
-            model: Any = Sam2Model.from_pretrained(str(path), dtype=dtype)
+            model: Any = Sam2Model.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
             model = model.to(env.device).eval()
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"cannot load {entry.id} from {path}: {exc}") from exc

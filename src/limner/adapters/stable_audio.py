@@ -53,7 +53,7 @@ class StableAudioAdapter:
         path, revision = resolve_source(entry, env.models_dir, download=_download)
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
-            pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype)
+            pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
         except (OSError, ValueError, ImportError) as exc:
             hint = " (its scheduler needs torchsde: pip install torchsde)" if "torchsde" in str(exc) else ""
             raise ModelUnavailable(f"cannot load {entry.id} from {path}{hint}: {exc}") from exc

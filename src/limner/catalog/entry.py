@@ -28,7 +28,10 @@ class IPAdapterOptions(BaseModel):
 
     source: str = Field(description="hf://owner/repo, file:///path or tiny://name of the adapter repository.")
     subfolder: str = Field(default="models", description="Folder of the weight file inside the repository.")
-    weight_name: str = Field(description="The adapter's safetensors file, e.g. ip-adapter_sd15.safetensors.")
+    weight_name: str = Field(
+        pattern=r"\.safetensors$",
+        description="The adapter's safetensors file, e.g. ip-adapter_sd15.safetensors (never a pickled .bin).",
+    )
     image_encoder_folder: str = Field(
         default="image_encoder",
         description="The CLIP image encoder: a folder under subfolder (SD, SDXL), or a repository id (FLUX).",
