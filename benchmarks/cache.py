@@ -5,7 +5,7 @@
    embedder (all-MiniLM-L6-v2) and scored at each cosine threshold: precision, recall, and
    the wrong-hit share of hits. The default is the lowest threshold with <= 1% wrong hits.
 2. Replay: a seeded log of a few thousand unseeded requests (repeats, re-wordings, near
-   misses) goes through the worker's real lookup (WorkerHooks: exact, identical input, then
+   misses) goes through the worker's real lookup (WorkerCache: exact, identical input, then
    the faiss semantic index over a real SQLite store); a miss "runs" and is remembered. GPU
    seconds per request come from a cost model (10 s for a 1024x1024 image at 28 steps,
    proportional to pixels), so savings are a share of the no-cache total.
@@ -60,8 +60,8 @@ def sweep(pairs: list[tuple[str, str, bool, str]], embedder: Any) -> list[dict[s
 
 
 def replay(threshold: float, requests: int) -> dict[str, Any]:
+    from limner.cache.worker import WorkerCache
     from limner.catalog.entry import CatalogEntry
-    from limner.runtime.hooks import WorkerHooks
     from limner.settings import load_settings
     from limner.storage import open_storage
     from limner.store.engine import make_engines, upgrade
@@ -72,9 +72,7 @@ def replay(threshold: float, requests: int) -> dict[str, Any]:
     settings = load_settings(home=home)
     engines = make_engines(settings.store)
     upgrade(engines)
-    hooks = WorkerHooks(
-        settings, engines, open_storage(settings.storage), WorkQueue(engines, lease_s=30), "bench", "cpu"
-    )
+    hooks = WorkerCache(settings, engines, open_storage(settings.storage), WorkQueue(engines, lease_s=30), "bench")
     entry = CatalogEntry.model_validate(
         {
             "id": "bench/flux",
@@ -145,8 +143,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--pairs", type=int, default=1200)
     args = parser.parse_args()
+    from limner.cache.semantic import Embedder
     from limner.catalog.options import DEFAULT_SEMANTIC_THRESHOLD
-    from limner.runtime.semantic import Embedder
 
     embedder = Embedder()
     curve = sweep(labelled_pairs(args.pairs), embedder)

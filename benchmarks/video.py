@@ -63,9 +63,10 @@ def direct_runner(model: str, body: dict[str, Any], models_dir: Path) -> Callabl
     pipeline call and the same MP4 encode) and returns (seconds in all, seconds encoding)."""
     import torch
 
-    from limner.adapters import FAMILIES, load_adapter
+    from limner.adapters import load_adapter
     from limner.adapters.base import LoadEnv, WorkItem
     from limner.catalog import load_catalog
+    from limner.catalog.families import FAMILIES
     from limner.catalog.inputs import finalize_input, parse_input
     from limner.media.video import encode_video, to_uint8_frames
 

@@ -38,7 +38,7 @@ from limner.store.engine import Engines, make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
 from limner.store.records import NewJob
-from limner.webhooks.dispatcher import DispatchConfig, Dispatcher, RetryPolicy
+from limner.webhooks.sender import RetryPolicy, SenderConfig, WebhookSender
 from limner.webhooks.signing import Signer, generate_secret
 
 MODEL = "limner/tiny-sd"
@@ -94,8 +94,8 @@ def complete_jobs(engines: Engines, url: str, count: int, pace_s: float = 0.0) -
     return done
 
 
-def dispatcher_for(engines: Engines, settings: Settings) -> Dispatcher:
-    config = DispatchConfig(
+def dispatcher_for(engines: Engines, settings: Settings) -> WebhookSender:
+    config = SenderConfig(
         signer=Signer((generate_secret(),)),
         allow=parse_allow_list(["127.0.0.1"]),
         policy=RetryPolicy(settings.webhook_retry_schedule, settings.webhook_jitter),
@@ -103,7 +103,7 @@ def dispatcher_for(engines: Engines, settings: Settings) -> Dispatcher:
         poll_s=settings.webhook_poll_s,
         concurrency=settings.webhook_concurrency,
     )
-    return Dispatcher(Deliveries(engines), config, lambda payload: payload)
+    return WebhookSender(Deliveries(engines), config, lambda payload: payload)
 
 
 def message_jobs(engines: Engines) -> dict[str, str]:

@@ -4,6 +4,7 @@ revoked with the CLI, signed media URLs, and jobs that record their key."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tempfile
@@ -80,8 +81,9 @@ def test_keys_guard_every_route_once_made(server: Server) -> None:
 
         # Jobs record their key, and the listing filters by it.
         handle = http.post(f"/v1/queue/{UNSERVED}", json={"prompt": "keyed"}, headers=headers).json()
-        listed = server.cli("keys", "list").stdout
-        [key_id] = [word for word in listed.split() if word.startswith("key_")]
+        [made] = [json.loads(line) for line in server.cli("keys", "list", "--json").stdout.splitlines()]
+        key_id = made["id"]
+        assert made["role"] == "admin" and made["project"] == key_id  # the first key; a project of its own
         page = http.get("/v1/requests", params={"key": key_id}, headers=headers).json()
         assert [r["request_id"] for r in page["requests"]] == [handle["request_id"]]
         assert page["requests"][0]["api_key_id"] == key_id

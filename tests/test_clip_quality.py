@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from limner.runtime.clip import ClipScorer
+from limner.quality.clip import ClipScorer
 
 
 @pytest.fixture(scope="module")

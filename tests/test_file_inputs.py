@@ -76,8 +76,8 @@ def test_upload_then_use_the_url_as_an_input(http: httpx.Client, live: Live) -> 
     assert response.status_code == 201, response.text
     upload = response.json()
     digest = hashlib.sha256(data).hexdigest()
-    assert upload["key"] == f"uploads/{digest}.png"
-    assert upload["url"] == f"{live.base}/v1/files/uploads/{digest}.png"
+    assert upload["key"] == f"projects/default/uploads/{digest}.png"
+    assert upload["url"] == f"{live.base}/v1/files/projects/default/uploads/{digest}.png"
     assert (upload["kind"], upload["content_type"], upload["file_size"]) == ("image", "image/png", len(data))
     assert (upload["width"], upload["height"]) == (96, 64)
     assert http.get(upload["url"]).content == data

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from limner.adapters import FAMILIES
 from limner.catalog import entry as catalog_entry
+from limner.catalog.families import FAMILIES
 from limner.catalog.loader import parse_entries
 from limner.errors import CatalogError
 from tests.jobs import fetch_image, generate, submit, wait_done

@@ -18,6 +18,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from limner.api.inputs import store_file_inputs
+from limner.api.tenancy import OPEN
 from limner.catalog import load_catalog
 from limner.catalog.inputs import parse_input
 from limner.errors import InvalidInput, LimitExceeded
@@ -243,22 +244,22 @@ def test_file_inputs_fetch_allowed_urls_and_store_them(server: str, tmp_path: Pa
     base = "http://limner.test"
     policy = FetchPolicy(LOOPBACK_ALLOWED, timeout_s=5)
     parsed = parse_input(entry, {"prompt": "x", "image": f"http://{server}/real.png"})
-    stored = store_file_inputs(parsed, entry, storage, base, policy=policy)
+    stored = store_file_inputs(parsed, entry, storage, base, OPEN, policy=policy)
     key = key_of(stored.image)  # type: ignore[attr-defined]
     assert key is not None and storage.get(key) == REAL_PNG
     assert (stored.width, stored.height) == (80, 48)  # type: ignore[attr-defined]
     # Without the allow-list entry, or for a body that is not an image, a 422 names the field.
     with pytest.raises(InvalidInput, match=r"^image: http://127\.0\.0\.1:\d+/real\.png is 127\.0\.0\.1, a loopback"):
-        store_file_inputs(parsed, entry, storage, base, policy=FetchPolicy(AllowList(), timeout_s=5))
+        store_file_inputs(parsed, entry, storage, base, OPEN, policy=FetchPolicy(AllowList(), timeout_s=5))
     bad = parse_input(entry, {"prompt": "x", "image": f"http://{server}/big-declared"})
     with pytest.raises(InvalidInput, match="image is not a readable image"):
-        store_file_inputs(bad, entry, storage, base, policy=policy)
+        store_file_inputs(bad, entry, storage, base, OPEN, policy=policy)
     redirect = parse_input(entry, {"prompt": "x", "image": f"http://{server}/redirect"})
     with pytest.raises(InvalidInput, match=r"^image: .*a redirect"):
-        store_file_inputs(redirect, entry, storage, base, policy=policy)
+        store_file_inputs(redirect, entry, storage, base, OPEN, policy=policy)
     small = entry.model_copy(update={"limits": entry.limits.model_copy(update={"max_input_bytes": 100})})
     with pytest.raises(LimitExceeded, match=r"over this model's limit of 100 bytes \(limits\.max_input_bytes\)"):
-        store_file_inputs(parsed, small, storage, base, policy=policy)
+        store_file_inputs(parsed, small, storage, base, OPEN, policy=policy)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_generate_urls_for_n_images(client: openai.OpenAI, live: Live) -> None:
     assert response.data is not None and len(response.data) == 2
     images = []
     for item in response.data:
-        assert item.url and item.url.startswith(f"{live.base}/v1/files/results/")
+        assert item.url and item.url.startswith(f"{live.base}/v1/files/projects/default/results/")
         images.append(np.asarray(decode(httpx.get(item.url).content).convert("RGB"), dtype=np.int16))
     assert images[0].shape == (64, 64, 3) and np.abs(images[0] - images[1]).mean() > 0  # seeds seed, seed+1
     same = client.images.generate(model=SD, prompt="x", output_format="webp", response_format="b64_json")

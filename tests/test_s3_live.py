@@ -60,7 +60,7 @@ def test_results_are_written_to_the_bucket_and_served_presigned(
     result = generate(http_s3, "limner/tiny-sd", {"prompt": "a lighthouse", "seed": 3, "width": 96, "height": 64})
     image = result["images"][0]
     url = image["url"]
-    assert url.startswith(f"{s3_server.endpoint}/{s3_bucket}/{PREFIX}/results/")
+    assert url.startswith(f"{s3_server.endpoint}/{s3_bucket}/{PREFIX}/projects/default/results/")
     assert parse_qs(urlparse(url).query)["X-Amz-Expires"] == [str(TTL_S)]
     response = httpx.get(url)  # straight from the store, no limner in between
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
@@ -103,9 +103,9 @@ def test_an_upload_is_stored_in_the_bucket_and_used_as_an_input(
     assert response.status_code == 201, response.text
     upload = response.json()
     digest = hashlib.sha256(data).hexdigest()
-    assert upload["key"] == f"uploads/{digest}.png"
-    assert upload["url"].startswith(f"{s3_server.endpoint}/{s3_bucket}/{PREFIX}/uploads/{digest}.png?")
-    stored = s3_server.client().get_object(Bucket=s3_bucket, Key=f"{PREFIX}/uploads/{digest}.png")
+    assert upload["key"] == f"projects/default/uploads/{digest}.png"
+    assert upload["url"].startswith(f"{s3_server.endpoint}/{s3_bucket}/{PREFIX}/projects/default/uploads/{digest}.png?")
+    stored = s3_server.client().get_object(Bucket=s3_bucket, Key=f"{PREFIX}/projects/default/uploads/{digest}.png")
     assert stored["Body"].read() == data
 
     # The presigned URL as an input: the API reads it from the bucket (fetching it would be
@@ -113,7 +113,7 @@ def test_an_upload_is_stored_in_the_bucket_and_used_as_an_input(
     result = generate(http_s3, "limner/tiny-sd-img2img", {"prompt": "paint", "image": upload["url"], "seed": 1})
     assert decode(httpx.get(result["images"][0]["url"]).content).size == (80, 64)
     input_url = result["input"]["image"]
-    assert object_key(input_url, s3_bucket) == f"{PREFIX}/inputs/{digest}.png"
+    assert object_key(input_url, s3_bucket) == f"{PREFIX}/projects/default/inputs/{digest}.png"
     assert httpx.get(input_url).content == data  # the worker read the same object
 
 
@@ -136,7 +136,7 @@ def test_expired_results_are_deleted_from_the_bucket(
         time.sleep(0.2)
     # The route answers 410 from the clock; the cleanup pass (every 0.3 s here) deletes the objects.
     store = s3_server.client()
-    while store.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PREFIX}/results/{short_id}/").get("KeyCount", 0):
+    while store.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PREFIX}/projects/default/results/{short_id}/").get("KeyCount", 0):
         assert time.monotonic() < deadline, f"{key} was never deleted"
         time.sleep(0.2)
     kept = http_s3.get(f"/v1/queue/{model}/requests/{request_id}").json()["images"][0]["url"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from limner.runtime.semantic import Embedder, SemanticIndex
+from limner.cache.semantic import Embedder, SemanticIndex
+from limner.cache.store import CacheStore, NewEntry
 from limner.storage import LocalStorage
-from limner.store.cache import CacheStore, NewEntry
 from limner.store.engine import make_engines, upgrade
 
 
@@ -32,6 +32,7 @@ def entry(prompt: str, vector: np.ndarray, job: str) -> NewEntry:
         source_job_id=job,
         result={"images": []},
         compute_s=1.0,
+        scope="default",
     )
 
 

@@ -202,7 +202,7 @@ def test_cancel(engines: Engines) -> None:
     assert not queue.progress("w", running, {"stage": "denoising"}).cancel_requested
     assert store.cancel(running) == "CANCELLATION_REQUESTED"
     assert queue.progress("w", running, {"stage": "denoising"}).cancel_requested
-    assert queue.cancelled("w", running)
+    assert queue.finish_canceled("w", running)
     assert store.cancel(running) == "ALREADY_COMPLETED"
     assert store.cancel(str(uuid.uuid4())) is None
 

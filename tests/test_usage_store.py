@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 
+from limner.cache.store import CacheStore, NewEntry
 from limner.storage import LocalStorage
 from limner.store import engine as store_engine
-from limner.store.cache import CacheStore, NewEntry
 from limner.store.engine import Engines, current_revision, make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
@@ -45,15 +46,16 @@ def job(key: str | None = None, seed: int = 1) -> NewJob:
     )
 
 
-def test_migration_0003_goes_down_and_up(engines: Engines) -> None:
-    assert current_revision(engines) == "0003"
+def test_migrations_go_down_and_up(engines: Engines) -> None:
+    head = ScriptDirectory.from_config(store_engine._alembic_config()).get_current_head()
+    assert head is not None and current_revision(engines) == head
     cfg = store_engine._alembic_config()
     with engines.write.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
     assert current_revision(engines) == "0001"
     upgrade(engines)
-    assert current_revision(engines) == "0003"
+    assert current_revision(engines) == head
 
 
 def test_usage_rows_for_every_way_a_job_ends(engines: Engines) -> None:
@@ -93,56 +95,56 @@ def test_cache_entries_follow_their_files_and_revision(engines: Engines, tmp_pat
 
     def entry(source: str, revision: str, key: str) -> NewEntry:
         result = {"images": [{"url": f"storage://results/{source}/images-0.png"}], "seed": 1}
-        return NewEntry("m/a", "rk", revision, key, "i-" + key, "g", "p", None, source, result, 1.5)
+        return NewEntry("m/a", "rk", revision, key, "i-" + key, "g", "p", None, source, result, 1.5, "team-a")
 
     cache.remember(entry("j1", "v1", "e1"))
-    hit = cache.find("m/a", "rk", exact_key="e1")
+    hit = cache.find("m/a", "rk", scope="team-a", exact_key="e1")
     assert hit is not None and hit.source_job_id == "j1" and hit.compute_s == 1.5
-    assert cache.find("m/a", "rk", input_key="i-e1") is not None
-    assert cache.find("m/a", "other-revision-key", exact_key="e1") is None
+    assert cache.find("m/a", "rk", scope="team-a", input_key="i-e1") is not None
+    assert cache.find("m/a", "other-revision-key", scope="team-a", exact_key="e1") is None
+    # Another project's requests never see the entry, by either key.
+    assert cache.find("m/a", "rk", scope="team-b", exact_key="e1") is None
+    assert cache.find("m/a", "rk", scope="team-b", input_key="i-e1") is None
     # A newer revision of the weights was served: older entries no longer answer.
     storage.put("results/j2/images-0.png", b"png", "image/png")
     cache.remember(entry("j2", "v2", "e2"))
-    assert cache.find("m/a", "rk", exact_key="e1") is None
-    assert cache.find("m/a", "rk", exact_key="e2") is not None
+    assert cache.find("m/a", "rk", scope="team-a", exact_key="e1") is None
+    assert cache.find("m/a", "rk", scope="team-a", exact_key="e2") is not None
     # The media went: so does the entry.
     storage.delete("results/j2/images-0.png")
     assert cache.purge_expired() == 1
-    assert cache.find("m/a", "rk", exact_key="e2") is None
+    assert cache.find("m/a", "rk", scope="team-a", exact_key="e2") is None
     cache.remember(entry("j1", "v2", "e3"))
     assert cache.purge("m/a") == 1 and cache.stats() == []
 
 
 def test_quotas_jobs_per_minute_and_compute_per_day(engines: Engines, tmp_path: Path) -> None:
-    from types import SimpleNamespace
-    from typing import Any
-
-    from limner.api.observability import Observability
     from limner.errors import QuotaExceeded
-    from limner.quotas import load_quotas
-    from limner.store.quality import QualityStore
+    from limner.quotas import QuotaGate, load_quotas
 
     quotas = load_quotas('{"default": {"jobs_per_minute": 2}, "keys": {"heavy": {"compute_s_per_day": 1.5}}}')
-    obs = Observability(
-        cache=CacheStore(engines, LocalStorage(tmp_path)),
-        usage=UsageStore(engines, price_of=lambda _m: 0.0),
-        quality=QualityStore(engines),
-        quotas=quotas,
-    )
-    ctx: Any = SimpleNamespace(engines=engines)
+    gate = QuotaGate(quotas, engines, UsageStore(engines, price_of=lambda _m: 0.0))
     store, queue = JobStore(engines, priority_step_s=30), WorkQueue(engines, lease_s=30)
-    obs.check_quota(ctx, "light")
+    gate.check("light")
     store.submit_many([job("light"), job("light", 2)])
     with pytest.raises(QuotaExceeded) as over:
-        obs.check_quota(ctx, "light")
-    assert 1 <= over.value.retry_after_s <= 60 and "jobs_per_minute=2" in over.value.message
-    obs.check_quota(ctx, None)  # anonymous falls back to the default, and has sent nothing
+        gate.check("light")
+    assert (
+        over.value.retry_after_s is not None
+        and 1 <= over.value.retry_after_s <= 60
+        and "jobs_per_minute=2" in over.value.message
+    )
+    gate.check(None)  # anonymous falls back to the default, and has sent nothing
 
     heavy = job("heavy", 9)
     store.submit_many([heavy])
     queue.claim("w", "m/a", "k", 10)
     queue.complete("w", heavy.id, {"images": [], "usage": {"compute_s": 2.0, "outputs": 1}})
-    obs.usage.record_new()
+    gate.usage.record_new()
     with pytest.raises(QuotaExceeded) as spent:
-        obs.check_quota(ctx, "heavy")
-    assert spent.value.retry_after_s <= 86400 and "compute_s_per_day" in spent.value.message
+        gate.check("heavy")
+    assert (
+        spent.value.retry_after_s is not None
+        and spent.value.retry_after_s <= 86400
+        and "compute_s_per_day" in spent.value.message
+    )

@@ -127,3 +127,26 @@ def test_image_inputs_are_checked_before_decoding(http: httpx.Client) -> None:
 
 def test_the_worker_is_fine_after_all_that(http: httpx.Client) -> None:
     assert generate(http, SD, {"prompt": "still here", "seed": 1})["images"]
+
+
+def test_max_pixels_is_checked_on_its_own() -> None:
+    """Within max_width and max_height, but over max_pixels: only the pixel check can refuse it."""
+    from limner.catalog.entry import CatalogEntry
+    from limner.catalog.inputs import finalize_input, parse_input
+    from limner.errors import LimitExceeded
+
+    entry = CatalogEntry.model_validate(
+        {
+            "id": "test/pixels",
+            "task": "text-to-image",
+            "family": "diffusers-image",
+            "source": "tiny://sd",
+            "defaults": {"width": 64, "height": 64},
+            "limits": {"max_width": 512, "max_height": 512, "max_pixels": 65536},
+        }
+    )
+    finalize_input(entry, parse_input(entry, {"prompt": "x", "width": 256, "height": 256}))  # exactly at the budget
+    with pytest.raises(LimitExceeded) as over:
+        finalize_input(entry, parse_input(entry, {"prompt": "x", "width": 512, "height": 256}))
+    assert "max_pixels" in over.value.message and "512x256" in over.value.message
+    assert over.value.loc == ("body", "width")

@@ -22,7 +22,7 @@ from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
 from limner.store.records import NewJob, Submitted
 from limner.store.schema import webhook_outbox
-from limner.webhooks.dispatcher import DispatchConfig, Dispatcher, RetryPolicy, parse_retry_after
+from limner.webhooks.sender import RetryPolicy, SenderConfig, WebhookSender, parse_retry_after
 from limner.webhooks.signing import Signer, check_secret, generate_secret
 from tests.receiver import Receiver, receiver
 
@@ -44,7 +44,7 @@ def hook() -> Iterator[Receiver]:
         yield r
 
 
-def config(**overrides: Any) -> DispatchConfig:
+def config(**overrides: Any) -> SenderConfig:
     values: dict[str, Any] = {
         "signer": Signer((SECRET,)),
         "allow": parse_allow_list(["127.0.0.1"]),
@@ -54,12 +54,12 @@ def config(**overrides: Any) -> DispatchConfig:
         "concurrency": 4,
     }
     values.update(overrides)
-    return DispatchConfig(**values)
+    return SenderConfig(**values)
 
 
 @pytest.fixture
-def dispatcher(engines: Engines) -> Iterator[Dispatcher]:
-    d = Dispatcher(Deliveries(engines), config(), lambda payload: payload)
+def dispatcher(engines: Engines) -> Iterator[WebhookSender]:
+    d = WebhookSender(Deliveries(engines), config(), lambda payload: payload)
     d.start()
     yield d
     d.stop()
@@ -127,7 +127,7 @@ def test_rotation_signs_with_every_secret() -> None:
         Webhook(generate_secret()).verify(body, headers)
 
 
-def test_completed_message_is_signed_and_verifies(engines: Engines, hook: Receiver, dispatcher: Dispatcher) -> None:
+def test_completed_message_is_signed_and_verifies(engines: Engines, hook: Receiver, dispatcher: WebhookSender) -> None:
     job_id = run_job(engines, hook.url)
     [seen] = hook.wait_for(lambda r: len(r) == 1)
     body = Webhook(SECRET).verify(seen.body, seen.headers)
@@ -141,7 +141,7 @@ def test_completed_message_is_signed_and_verifies(engines: Engines, hook: Receiv
 
 
 def test_retries_on_the_schedule_until_the_receiver_recovers(
-    engines: Engines, hook: Receiver, dispatcher: Dispatcher
+    engines: Engines, hook: Receiver, dispatcher: WebhookSender
 ) -> None:
     hook.script = [(500, {}), (502, {})]
     job_id = run_job(engines, hook.url)
@@ -156,7 +156,7 @@ def test_retries_on_the_schedule_until_the_receiver_recovers(
     assert len({r.id for r in hook.received}) == 1  # the same webhook-id on every retry
 
 
-def test_retry_after_is_honoured(engines: Engines, hook: Receiver, dispatcher: Dispatcher) -> None:
+def test_retry_after_is_honoured(engines: Engines, hook: Receiver, dispatcher: WebhookSender) -> None:
     hook.script = [(503, {"Retry-After": "1"})]
     job_id = run_job(engines, hook.url)
     [message] = messages(engines, job_id)
@@ -168,7 +168,7 @@ def test_retry_after_is_honoured(engines: Engines, hook: Receiver, dispatcher: D
     assert parse_retry_after("nonsense", 0) is None
 
 
-def test_gives_up_after_the_schedule(engines: Engines, hook: Receiver, dispatcher: Dispatcher) -> None:
+def test_gives_up_after_the_schedule(engines: Engines, hook: Receiver, dispatcher: WebhookSender) -> None:
     hook.script = [(500, {})] * 10
     job_id = run_job(engines, hook.url)
     [message] = messages(engines, job_id)
@@ -177,7 +177,7 @@ def test_gives_up_after_the_schedule(engines: Engines, hook: Receiver, dispatche
     assert [a.outcome for a in Deliveries(engines).attempts(message.id)] == ["retry", "retry", "failed"]
 
 
-def test_410_stops_every_message_of_the_job(engines: Engines, hook: Receiver, dispatcher: Dispatcher) -> None:
+def test_410_stops_every_message_of_the_job(engines: Engines, hook: Receiver, dispatcher: WebhookSender) -> None:
     hook.script = [(410, {})]
     job_id = submit(engines, hook.url, "started,completed")
     queue = WorkQueue(engines, lease_s=30)
@@ -195,7 +195,7 @@ def test_the_guard_refuses_at_delivery(engines: Engines, hook: Receiver) -> None
         return [ip_address("10.0.0.7")]
 
     job_id = run_job(engines, "http://hooks.example.com/x")
-    d = Dispatcher(Deliveries(engines), config(resolver=resolver, allow=parse_allow_list([])), lambda p: p)
+    d = WebhookSender(Deliveries(engines), config(resolver=resolver, allow=parse_allow_list([])), lambda p: p)
     [claimed] = Deliveries(engines).claim(d.id, 5, 30)
     attempt = d.deliver(claimed)
     assert attempt.status_code is None and attempt.outcome == "retry"
@@ -204,7 +204,7 @@ def test_the_guard_refuses_at_delivery(engines: Engines, hook: Receiver) -> None
     assert messages(engines, job_id)[0].status == "pending"
 
 
-def test_replay_sends_the_same_message_again(engines: Engines, hook: Receiver, dispatcher: Dispatcher) -> None:
+def test_replay_sends_the_same_message_again(engines: Engines, hook: Receiver, dispatcher: WebhookSender) -> None:
     job_id = run_job(engines, hook.url)
     [message] = messages(engines, job_id)
     wait_status(engines, message.id, "delivered")
@@ -218,7 +218,7 @@ def test_replay_sends_the_same_message_again(engines: Engines, hook: Receiver, d
 
 def test_two_dispatchers_never_send_a_message_twice(engines: Engines, hook: Receiver) -> None:
     jobs = [run_job(engines, hook.url) for _ in range(20)]
-    pair = [Dispatcher(Deliveries(engines), config(), lambda p: p) for _ in range(2)]
+    pair = [WebhookSender(Deliveries(engines), config(), lambda p: p) for _ in range(2)]
     for d in pair:
         d.start()
     try:
@@ -235,7 +235,7 @@ def test_a_dead_dispatchers_message_is_sent_by_another(engines: Engines, hook: R
     job_id = run_job(engines, hook.url)
     [claimed] = Deliveries(engines).claim("dead-dispatcher", 5, lease_s=0.3)  # claimed, never sent
     assert claimed.job_id == job_id
-    d = Dispatcher(Deliveries(engines), config(), lambda p: p)
+    d = WebhookSender(Deliveries(engines), config(), lambda p: p)
     d.start()
     try:
         hook.wait_for(lambda r: len(r) == 1)

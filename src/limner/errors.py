@@ -15,6 +15,8 @@ class LimnerError(Exception):
     status_code = 500
     error_type = "internal_error"
     retryable = False
+    # Seconds a client should wait before trying again (Retry-After), when the error knows.
+    retry_after_s: int | None = None
 
     def __init__(
         self, message: str, *, loc: tuple[str | int, ...] = (), details: list[dict[str, Any]] | None = None
@@ -52,6 +54,11 @@ class PayloadTooLarge(LimnerError):
 class NotFound(LimnerError):
     status_code = 404
     error_type = "not_found"
+
+
+class MethodNotAllowed(LimnerError):
+    status_code = 405
+    error_type = "method_not_allowed"
 
 
 class UnknownModel(NotFound):
@@ -189,6 +196,7 @@ ERROR_TYPES: dict[str, type[LimnerError]] = {
         LimitExceeded,
         PayloadTooLarge,
         NotFound,
+        MethodNotAllowed,
         UnknownModel,
         RequestNotFound,
         IdempotencyConflict,

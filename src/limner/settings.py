@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlparse
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+STORE_SCHEMES: Final = ("sqlite:", "postgresql:", "postgres:", "postgresql+psycopg:")
 
 
 class Settings(BaseSettings):
@@ -160,6 +163,42 @@ class Settings(BaseSettings):
         default="", description="MLflow tracking store for quality results; default sqlite under LIMNER_HOME."
     )
 
+    @field_validator("quotas")
+    @classmethod
+    def _check_quotas(cls, value: str) -> str:
+        from limner.quotas import load_quotas
+
+        load_quotas(value)  # a bad file or value stops the server at start, naming LIMNER_QUOTAS
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        if value and not value.startswith(STORE_SCHEMES):
+            raise ValueError(f"{value!r} is not a job store URL: use sqlite:///path or postgresql://user@host/db")
+        if value.startswith("sqlite") and not value.startswith("sqlite:///"):
+            raise ValueError(f"{value!r}: a SQLite store URL reads sqlite:///relative/path or sqlite:////absolute")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if value and not value.startswith(("file://", "s3://")):
+            raise ValueError(f"{value!r} is not a storage URL: use file:///path or s3://bucket[/prefix]")
+        if value.startswith("s3://") and not value.removeprefix("s3://").split("/", 1)[0]:
+            raise ValueError(f"{value!r} names no bucket: use s3://bucket[/prefix]")
+        return value
+
+    @field_validator("base_url", "s3_endpoint_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL with a host (LIMNER_{str(info.field_name).upper()})")
+        return value
+
     @field_validator("usd_per_gpu_hour")
     @classmethod
     def _check_prices(cls, value: str) -> str:
@@ -298,10 +337,29 @@ def parse_prices(text: str) -> dict[str, float]:
     return prices
 
 
+class SettingsError(ValueError):
+    """Settings that cannot work: the message is one line per bad setting, naming it."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment, with explicit (flag) values taking precedence."""
+    """Build settings from the environment, with explicit (flag) values taking precedence.
+
+    Raises SettingsError naming each bad setting by its environment variable."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given).resolved()
+    try:
+        return Settings(**given).resolved()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"])
+        name = f"LIMNER_{field.upper()}" if field else "settings"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "; ".join(lines)
 
 
 def child_env(settings: Settings) -> dict[str, str]:

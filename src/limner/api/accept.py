@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from limner.api.context import ApiContext
 from limner.api.inputs import store_file_inputs
 from limner.api.job_options import job_options
-from limner.api.observability import api_key_of, serve_cached
+from limner.api.tenancy import caller_of
 from limner.cache.modes import HEADER as CACHE_HEADER
 from limner.cache.modes import effective_mode, requested_mode
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
@@ -23,6 +23,9 @@ from limner.store.records import NewJob, Submitted
 from limner.store.states import PRIORITIES
 
 MAX_IDEMPOTENCY_KEY = 255
+# Deepest nesting of a JSON body: model inputs are flat objects with short lists, so this only
+# refuses bodies built to exhaust the parser or the store.
+MAX_JSON_DEPTH = 32
 
 
 async def read_json(request: Request) -> Any:
@@ -30,9 +33,31 @@ async def read_json(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the request body is not valid JSON: {exc}", loc=("body",)) from None
+    except RecursionError:
+        raise InvalidInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels", loc=("body",)) from None
+    check_json(body)
+    return body
+
+
+def check_json(value: Any, loc: tuple[str | int, ...] = ("body",), depth: int = 0) -> None:
+    """Refuse (422, naming where) bodies nested deeper than MAX_JSON_DEPTH, and strings with a
+    NUL character, which no store column can hold (PostgreSQL's JSONB refuses \\u0000)."""
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInput(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels", loc=loc)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput("text may not contain NUL characters (\\u0000)", loc=loc)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                raise InvalidInput("field names may not contain NUL characters (\\u0000)", loc=loc)
+            check_json(item, (*loc, key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json(item, (*loc, index), depth + 1)
 
 
 def parse_priority(value: str | None) -> str:
@@ -67,15 +92,17 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     options = await job_options(request, ctx.settings)
     if body is None:
         body = await read_json(request)
+    else:
+        check_json(body)
     cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
-    api_key_id = api_key_of(request)
-    if ctx.obs.quotas.any:
-        await run_in_threadpool(ctx.obs.check_quota, ctx, api_key_id)
+    caller = caller_of(request)
+    if ctx.quotas.active:
+        await run_in_threadpool(ctx.quotas.check, caller.key_id)
     parsed = parse_input(entry, body)
     if parsed.file_fields:
         policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
         parsed = await run_in_threadpool(
-            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), policy=policy
+            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, policy=policy
         )
     parsed = finalize_input(entry, parsed)
     job = NewJob(
@@ -92,14 +119,15 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
         webhook_events=options.webhook_events,
         start_deadline_s=options.start_deadline_s,
         result_ttl_s=options.result_ttl_s,
-        api_key_id=api_key_id,
+        api_key_id=caller.key_id,
         cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
+        project=caller.project,
     )
     seeded = body.get("seed") is not None
     lookup = job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")
-    if lookup and key is None and entry.id in ctx.obs.cached_models:
+    if lookup and key is None and ctx.submit_cache.may_answer(entry):
         # With an Idempotency-Key the worker looks instead (the key must map to one job).
-        served = await run_in_threadpool(serve_cached, ctx, entry, job)
+        served = await run_in_threadpool(ctx.submit_cache.answer, entry, job)
         if served is not None:
             return served
     job_id.set(job.id)  # later log lines of this request name its job

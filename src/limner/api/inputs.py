@@ -6,6 +6,10 @@ under the SSRF guard (``limner.net``). It is checked from its header by its kind
 format, pixel count or duration: a decompression bomb is refused before decoding), stored once under its
 content hash, and the job's input refers to the stored copy, so a queued job never holds
 megabytes of base64 and a worker never reaches out to the network for an input.
+
+Stored inputs live in the caller's project folder, and a URL of this server's own files is
+taken only when the caller may see that file (its project, or any for an admin): another
+project's file is refused exactly like a file the server does not hold.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import ParseResult, urlparse
 
+from limner.api.tenancy import Caller
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
 from limner.media.audio import check_audio
@@ -23,7 +28,7 @@ from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge
 from limner.net.guard import Refused
 from limner.storage import Storage
-from limner.storage.base import check_key, ref
+from limner.storage.base import check_key, project_key, ref
 from limner.tasks import Limits, TaskInput
 
 FILES_PATH = "/v1/files/"
@@ -64,7 +69,13 @@ CHECKS: dict[str, Callable[[bytes, str, Limits], CheckedFile]] = {
 
 
 def store_file_inputs(
-    parsed: TaskInput, entry: CatalogEntry, storage: Storage, base: str, *, policy: FetchPolicy | None = None
+    parsed: TaskInput,
+    entry: CatalogEntry,
+    storage: Storage,
+    base: str,
+    caller: Caller,
+    *,
+    policy: FetchPolicy | None = None,
 ) -> TaskInput:
     """Replace each file field with a reference to its stored copy; derive the output size
     of image-to-image and inpainting from the input image when the request gave none.
@@ -83,8 +94,9 @@ def store_file_inputs(
         check = CHECKS.get(kind)
         if check is None:
             raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
-        checked = check(read_input(value, name, storage, base, limits.max_input_bytes, policy), name, limits)
-        key = f"inputs/{checked.digest}.{checked.extension}"
+        data = read_input(value, name, storage, base, limits.max_input_bytes, policy, caller)
+        checked = check(data, name, limits)
+        key = project_key(caller.project, f"inputs/{checked.digest}.{checked.extension}")
         if not storage.exists(key):
             storage.put(key, checked.data, checked.content_type)
         updates[name] = ref(key)
@@ -98,13 +110,15 @@ def store_file_inputs(
     return parsed.model_copy(update=updates)
 
 
-def read_input(value: str, name: str, storage: Storage, base: str, max_bytes: int, policy: FetchPolicy | None) -> bytes:
+def read_input(
+    value: str, name: str, storage: Storage, base: str, max_bytes: int, policy: FetchPolicy | None, caller: Caller
+) -> bytes:
     """The bytes of a file field: decoded, read from this server's storage, or fetched."""
     if value.startswith("data:"):
         return decode_data_uri(value, name, max_bytes)
     key = own_file_key(value, base) or storage.key_for_url(value)
     if key is not None:
-        if not storage.exists(key):
+        if not caller.sees_file(key) or not storage.exists(key):
             raise InvalidInput(f"{name} refers to {value}, which this server does not hold", loc=("body", name))
         return storage.get(key)
     if policy is None or "://" not in value:

@@ -25,7 +25,7 @@ from limner.errors import InvalidInput
 from limner.net.guard import Refused, parse_allow_list, resolve_target
 from limner.settings import Settings
 from limner.store.outbox import EVENTS, parse_events
-from limner.webhooks.dispatcher import ALLOW_SETTING
+from limner.webhooks.sender import ALLOW_SETTING
 
 MAX_URL = 2048
 MAX_DEADLINE_S = 30 * 86400.0

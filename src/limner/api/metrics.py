@@ -64,8 +64,8 @@ class StoreCollector(Collector):
 
     def fold(self) -> None:
         """Take in the usage rows written since the last scrape."""
-        self.ctx.obs.usage.record_new()
-        for rows in self.ctx.obs.usage.rows_after(self.seq):
+        self.ctx.usage.record_new()
+        for rows in self.ctx.usage.rows_after(self.seq):
             for row in rows:
                 self._add(row)
             self.seq = rows[-1]["seq"]
@@ -191,7 +191,7 @@ class StoreCollector(Collector):
         alert = GaugeMetricFamily(
             "limner_quality_drift_alert", "1 when the latest window raised an alert.", labels=["model"]
         )
-        for window in self.ctx.obs.quality.latest_by_model():
+        for window in self.ctx.quality.latest_by_model():
             if window["clip_mean"] is not None:
                 clip.add_metric([window["model_id"]], window["clip_mean"])
             if window["fid"] is not None:

@@ -48,6 +48,12 @@ def group_key(entry: CatalogEntry, job_input: dict[str, Any]) -> str:
     return _digest({"model": entry.id, "revision": revision_key(entry), "task": entry.task, "group": rest})
 
 
+def scope_of(entry: CatalogEntry, project: str) -> str:
+    """Whose requests a result may answer: its project's, or everyone's when the model's
+    catalog entry says ``cache: {shared: true}``."""
+    return "*" if entry.cache.shared else project
+
+
 def prompt_of(job_input: dict[str, Any]) -> str:
     prompt = job_input.get("prompt")
     return prompt if isinstance(prompt, str) else ""

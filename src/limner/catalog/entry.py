@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from limner.adapters import FAMILIES
+from limner.catalog.families import FAMILIES
 from limner.catalog.options import CacheOptions, QualityOptions
 from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits

@@ -1,4 +1,10 @@
-"""Loading the catalog: the packaged default entries plus the operator's extra files."""
+"""Loading the catalog: the packaged default entries plus the operator's extra files.
+
+A catalog file is a YAML list of models, or a mapping with a ``models`` list. Anything wrong
+in it (bad YAML, an unknown family or task, a field that does not fit) is a CatalogError whose
+one-line message names the file, the line and the entry, so ``limner serve`` and ``limner
+worker`` stop at start and say where to look.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ from pydantic import ValidationError
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import CatalogError, UnknownModel
+
+SECTIONS = ("models",)
 
 
 class Catalog:
@@ -43,24 +51,53 @@ class Catalog:
         return [e.id for e in self._entries.values() if e.residency_key == key]
 
 
-def parse_entries(text: str, origin: str) -> list[CatalogEntry]:
+def one_line(exc: ValidationError) -> str:
+    """pydantic's errors in one line: ``field: message; field: message``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def read_sections(text: str, origin: str) -> dict[str, list[tuple[Any, int]]]:
+    """The file's sections, each a list of (item, line number) pairs."""
     try:
+        root = yaml.compose(text)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{origin}: not valid YAML: {exc}") from exc
-    if data is None:
-        return []
-    if isinstance(data, dict) and "models" in data:
-        data = data["models"]
-    if not isinstance(data, list):
-        raise CatalogError(f"{origin}: expected a list of models (or a mapping with a 'models' list)")
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CatalogError(f"{origin}{line}: not valid YAML: {problem}") from None
+    if data is None or root is None:
+        return {}
+    if isinstance(data, list) and isinstance(root, yaml.SequenceNode):  # a bare list of models
+        return {"models": [(item, child.start_mark.line + 1) for item, child in zip(data, root.value, strict=True)]}
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise CatalogError(f"{origin}:1: expected a list of models, or a mapping with a 'models' list")
+    unknown = [k for k in data if k not in SECTIONS]
+    if unknown:
+        raise CatalogError(f"{origin}:1: unknown section {unknown[0]!r} (a catalog has {', '.join(SECTIONS)})")
+    nodes = {key.value: value for key, value in root.value}
+    sections: dict[str, list[tuple[Any, int]]] = {}
+    for name, items in data.items():
+        node = nodes[name]
+        if not isinstance(items, list) or not isinstance(node, yaml.SequenceNode):
+            raise CatalogError(f"{origin}:{node.start_mark.line + 1}: '{name}' must be a list")
+        sections[name] = [(item, child.start_mark.line + 1) for item, child in zip(items, node.value, strict=True)]
+    return sections
+
+
+def parse_entries(text: str, origin: str) -> list[CatalogEntry]:
     entries = []
-    for index, item in enumerate(data):
+    for index, (item, line) in enumerate(read_sections(text, origin).get("models", [])):
+        name = item.get("id", f"#{index}") if isinstance(item, dict) else f"#{index}"
         try:
             entries.append(CatalogEntry.model_validate(item))
         except ValidationError as exc:
-            name = item.get("id", f"#{index}") if isinstance(item, dict) else f"#{index}"
-            raise CatalogError(f"{origin}: model {name}: {exc}") from exc
+            raise CatalogError(f"{origin}:{line}: model {name}: {one_line(exc)}") from None
     return entries
 
 
@@ -75,6 +112,6 @@ def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise CatalogError(f"cannot read catalog file {path}: {exc}") from exc
+            raise CatalogError(f"cannot read catalog file {path}: {exc.strerror or exc}") from None
         entries.extend(parse_entries(text, str(path)))
     return Catalog(entries)

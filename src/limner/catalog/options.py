@@ -32,6 +32,11 @@ class CacheOptions(BaseModel):
     semantic_threshold: float = Field(
         default=DEFAULT_SEMANTIC_THRESHOLD, gt=0, le=1, description="Least prompt cosine similarity of a semantic hit."
     )
+    shared: bool = Field(
+        default=False,
+        description="Let cached results answer requests of every project (tenancy). Off: a hit never "
+        "crosses projects, so one team's results and prompts stay its own.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CacheOptions:

@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from limner.cli.server import Home, Store, _settings
+from limner.errors import LimnerError
 from limner.settings import Settings
 from limner.store.deliveries import Deliveries
 from limner.store.engine import Engines, make_engines, upgrade
@@ -45,24 +46,48 @@ def _when(ts: float | None) -> str:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="Who or what the key is for.")],
+    project: Annotated[
+        str | None, typer.Option("--project", help="The project it belongs to (default: a project of its own).")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin key: every project, keys, workers, cache.")] = False,
     home: Home = None,
     store: Store = None,
 ) -> None:
-    """Make a key and print it: this is the only time it is shown (the store keeps its hash)."""
-    with _store(home, store) as (_, engines):
-        key, raw = KeyStore(engines).create(name)
+    """Make a key and print it: this is the only time it is shown (the store keeps its hash).
+    The first key made is an admin."""
+    try:
+        with _store(home, store) as (_, engines):
+            key, raw = KeyStore(engines).create(name, project=project, admin=admin)
+    except LimnerError as exc:
+        Console(stderr=True).print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(code=2) from None
     typer.echo(raw)
-    Console(stderr=True).print(f"created {key.id} ({name}); send it as 'Authorization: Key <key>'")
+    Console(stderr=True).print(
+        f"created {key.id} ({name}), {key.role} of project {key.project}; send it as 'Authorization: Key <key>'"
+    )
 
 
 @keys_app.command("list")
-def keys_list(home: Home = None, store: Store = None) -> None:
+def keys_list(
+    home: Home = None,
+    store: Store = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key, for scripts.")] = False,
+) -> None:
     """All keys, revoked ones included (the secrets themselves are never shown again)."""
     with _store(home, store) as (_, engines):
         keys = KeyStore(engines).all()
-    table = Table("id", "name", "prefix", "created", "revoked")
+    if as_json:
+        for key in keys:
+            typer.echo(json.dumps(key.as_dict()))
+        return
+    table = Table("name", "role", "prefix", "created", "revoked")
+    # Ids and projects are what scripts and people copy: never shortened.
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=16))
+    table.columns.insert(3, Column("project", no_wrap=True, min_width=16))
     for key in keys:
-        table.add_row(key.id, key.name, key.prefix + "…", _when(key.created_at), _when(key.revoked_at))
+        table.add_row(
+            key.id, key.name, key.role, key.project, key.prefix + "…", _when(key.created_at), _when(key.revoked_at)
+        )
     Console().print(table)
 
 

@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
+from limner.catalog import Catalog
+from limner.errors import CatalogError
 from limner.logs import configure_logging
-from limner.settings import Settings, load_settings
+from limner.settings import Settings, SettingsError, load_settings
 
 Home = Annotated[Path | None, typer.Option("--home", help="LIMNER_HOME: store, files and models live here.")]
 Store = Annotated[str | None, typer.Option("--store", help="LIMNER_STORE: sqlite:///… or postgresql://….")]
@@ -23,10 +25,26 @@ CatalogFiles = Annotated[
 
 
 def _settings(**flags: object) -> Settings:
+    """The settings, or exit 2 with one line naming each bad setting."""
     catalog = flags.pop("catalog", None)
     if catalog:
         flags["catalog"] = tuple(catalog)  # type: ignore[arg-type]
-    return load_settings(**flags)
+    try:
+        return load_settings(**flags)
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _catalog(settings: Settings) -> Catalog:
+    """The catalog, or exit 2 with one line naming the file, the line and what is wrong."""
+    from limner.catalog import load_catalog
+
+    try:
+        return load_catalog(settings.catalog)
+    except CatalogError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _logging(settings: Settings) -> None:
@@ -86,8 +104,9 @@ def serve(
             raise typer.Exit(2)
         # One dispatcher process feeds Ray; Ray's autoscaler decides how many replicas run.
         children, what = min(settings.workers, 1), f"Ray dispatcher(s) for {settings.ray_address or 'a local Ray'}"
+    models = _catalog(settings)  # a bad catalog stops the server before anything starts
     supervisor = Supervisor(settings, children)
-    app = create_app(settings, on_stop=supervisor.stop)  # runs migrations before any worker starts
+    app = create_app(settings, models, on_stop=supervisor.stop)  # runs migrations before any worker starts
     supervisor.start()
     scheme = "https" if settings.tls_cert else "http"
     typer.echo(
@@ -132,8 +151,9 @@ def worker(
         home=home, store=store, storage=storage, catalog=catalog, device=device, memory_budget_mb=memory_budget_mb
     )
     _logging(settings)
+    models = _catalog(settings)
     if child:
-        _run_worker(settings)
+        _run_worker(settings, models)
         return
     from limner.runtime.supervisor import Supervisor
 
@@ -149,21 +169,20 @@ def worker(
     supervisor.wait()
 
 
-def _run_worker(settings: Settings) -> None:
+def _run_worker(settings: Settings, catalog: Catalog) -> None:
     # transformers warns about optional vision backends at import time; limner logs its own.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from limner.catalog import load_catalog
     from limner.runtime.supervisor import stop_with_supervisor
 
     if settings.executor == "ray":  # this child dispatches to Ray instead of running models
         from limner.executors.dispatch import run_dispatcher
 
         stop_with_supervisor()
-        run_dispatcher(settings, load_catalog(settings.catalog))
+        run_dispatcher(settings, catalog)
         return
     from limner.runtime.worker import Worker
 
-    runner = Worker(settings, load_catalog(settings.catalog))
+    runner = Worker(settings, catalog)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("limner.worker").info("signal %d: finishing the current batch, then stopping", signum)

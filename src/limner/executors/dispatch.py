@@ -47,7 +47,7 @@ class Flight:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
-class Dispatcher:
+class RayDispatcher:
     def __init__(self, settings: Settings, catalog: Catalog, *, dispatcher_id: str | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -228,7 +228,7 @@ def run_dispatcher(settings: Settings, catalog: Catalog) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Dispatcher(settings, catalog).serve(stop)
+        await RayDispatcher(settings, catalog).serve(stop)
 
     try:
         asyncio.run(main())

@@ -160,7 +160,7 @@ class LimnerReplica:
         batches: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for job in sorted(jobs, key=lambda j: j.rank):
             if job.cancel_requested:
-                queue.cancelled(me, job.id, "canceled before it started")
+                queue.finish_canceled(me, job.id, "canceled before it started")
             else:
                 batches[(job.model_id, job.batch_key)].append(job)
         for (model_id, _key), group in batches.items():

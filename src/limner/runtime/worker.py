@@ -22,17 +22,19 @@ from sqlalchemy.exc import DBAPIError
 from limner import progress
 from limner.adapters import load_adapter
 from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkItem
+from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
+from limner.quality.monitor import QualityMonitor
 from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
-from limner.runtime.hooks import WorkerHooks
 from limner.runtime.residency import MB, Residency
+from limner.runtime.stats import worker_stats
 from limner.settings import Settings
 from limner.storage import storage_for
-from limner.storage.base import key_of, ref
+from limner.storage.base import key_of, ref, result_key
 from limner.store.engine import make_engines, upgrade
 from limner.store.queue import WorkQueue
 from limner.store.records import Job
@@ -74,7 +76,8 @@ class Worker:
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
         self.residency = Residency(budget, self._adapter, self._load)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.hooks = WorkerHooks(settings, self.engines, self.storage, self.queue, self.id, self.device)
+        self.cache = WorkerCache(settings, self.engines, self.storage, self.queue, self.id)
+        self.quality = QualityMonitor(settings, self.engines, self.storage, self.device)
         self.stop_event = threading.Event()
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
@@ -142,7 +145,8 @@ class Worker:
             self.registry.stopped(self.id)
         except DBAPIError:
             log.warning("could not mark worker %s stopped", self.id)
-        self.hooks.close()
+        self.quality.stop()
+        self.cache.close()
         self.residency.clear()
         self.engines.dispose()
 
@@ -172,7 +176,7 @@ class Worker:
     # -- one batch -------------------------------------------------------------------------
 
     def process(self, entry: CatalogEntry, jobs: list[Job]) -> None:
-        jobs = self.hooks.serve_from_cache(entry, jobs)
+        jobs = self.cache.serve_from_cache(entry, jobs)
         if not jobs:
             return
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
@@ -271,7 +275,7 @@ class Worker:
             log.info("job %s: lease lost, discarding its output", job.id)
             return
         if job.id in ctx.canceled:
-            self.queue.cancelled(self.id, job.id)
+            self.queue.finish_canceled(self.id, job.id)
             return
         if output.error is not None:
             self.queue.fail(
@@ -280,7 +284,7 @@ class Worker:
             return
         result: dict[str, Any] = {}
         for key, files in output.files.items():
-            result[key] = [self._store(job.id, key, index, f) for index, f in enumerate(files)]
+            result[key] = [self._store(job, key, index, f) for index, f in enumerate(files)]
         stored = time.time()
         result.update(output.extra)
         result.update(
@@ -308,15 +312,15 @@ class Worker:
             batch_outputs=int(times["outputs"]),
             batch_jobs=batch_size,
         )
-        remember = self.hooks.remember(entry, loaded.revision, job, result)
+        remember = self.cache.remember(entry, loaded.revision, job, result)
         if not self.queue.complete(self.id, job.id, result, also=remember):
             log.info("job %s: finished after its lease was lost; result discarded", job.id)
-        else:
-            self.hooks.after_complete(entry, job, result)
+        elif entry.quality.enabled:
+            self.quality.submit(entry, job, result)  # scored off the job's critical path
 
-    def _store(self, job_id: str, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
+    def _store(self, job: Job, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
         # One key per job and output index: a re-run after a crash overwrites, never duplicates.
-        key = f"results/{job_id}/{output_key}-{index}.{media.extension}"
+        key = result_key(job.project, job.id, f"{output_key}-{index}.{media.extension}")
         self.storage.put(key, media.data, media.content_type)
         return {"url": ref(key), "content_type": media.content_type, "file_size": len(media.data), **media.properties}
 
@@ -326,7 +330,7 @@ class Worker:
             if job.id in ctx.lost:
                 continue
             if job.id in ctx.canceled:
-                self.queue.cancelled(self.id, job.id)
+                self.queue.finish_canceled(self.id, job.id)
                 continue
             self.queue.fail(self.id, job.id, exc.error_type, exc.message, retry=exc.retryable)
 
@@ -362,7 +366,7 @@ class Worker:
                 lost = self.queue.renew(self.id, live)
                 for c in contexts:
                     c.mark_lost(lost)
-                stats = self.hooks.stats(self.residency, self.batches_run)
+                stats = worker_stats(self.residency, self.batches_run, self.cache, self.quality)
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=stats)
                 if ctx is not None and ctx.live() and time.monotonic() > self._deadline:
                     self._give_up(ctx)

@@ -11,6 +11,10 @@ from limner.errors import InvalidInput
 # also the guard that keeps a key requested over HTTP inside the storage root.
 KEY_PATTERN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,127}/){0,8}[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REF_PREFIX = "storage://"
+# Media keys are grouped by project (tenancy): projects/<project>/uploads/…, …/inputs/…,
+# …/results/<job id>/…. Keys from before projects existed have no prefix: the default project.
+PROJECTS_PREFIX = "projects/"
+DEFAULT_PROJECT = "default"
 
 
 def check_key(key: str) -> str:
@@ -47,3 +51,29 @@ class Storage(Protocol):
         """The key of a URL this storage itself hands out (other than the API's /v1/files/
         URLs), so that such a URL given back as an input is read, not fetched; else None."""
         ...
+
+
+def project_key(project: str, key: str) -> str:
+    """``key`` inside ``project``'s folder of the media storage."""
+    return f"{PROJECTS_PREFIX}{project}/{key}"
+
+
+def project_of_key(key: str) -> str:
+    """The project a media key belongs to (``projects/<project>/…``; older keys: default)."""
+    if key.startswith(PROJECTS_PREFIX):
+        project, _, rest = key[len(PROJECTS_PREFIX) :].partition("/")
+        if project and rest:
+            return project
+    return DEFAULT_PROJECT
+
+
+def result_key(project: str, job_id: str, name: str) -> str:
+    """Where a job's output file goes (one key per job and output: a re-run overwrites)."""
+    return project_key(project, f"results/{job_id}/{name}")
+
+
+def is_result_of(key: str, job_id: str) -> bool:
+    """Whether ``key`` is one of ``job_id``'s own output files (not a shared input)."""
+    parts = key.split("/")
+    legacy = len(parts) == 3 and parts[:2] == ["results", job_id]
+    return legacy or (len(parts) == 5 and parts[0] == "projects" and parts[2:4] == ["results", job_id])

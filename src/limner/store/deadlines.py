@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from limner import progress
 from limner.store import outbox
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.schema import job_events, jobs
-from limner.store.states import FAILED, QUEUED
+from limner.store.states import FAILED, QUEUED, move
 
 ERROR_TYPE = "start_timeout"
 
@@ -26,17 +26,16 @@ def expire_unstarted(conn: Connection, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     expired = list(
         conn.execute(
-            update(jobs)
-            .where(jobs.c.status == QUEUED, jobs.c.start_deadline_at < now)
-            .values(
-                status=FAILED,
+            move(
+                FAILED,
+                jobs.c.status == QUEUED,
+                jobs.c.start_deadline_at < now,
                 error_type=ERROR_TYPE,
                 error="the job was not started before its start deadline (start_deadline_s)",
                 finished_at=now,
                 updated_at=now,
                 progress=progress.make(progress.QUEUED),
-            )
-            .returning(jobs.c.id)
+            ).returning(jobs.c.id)
         ).scalars()
     )
     if expired:

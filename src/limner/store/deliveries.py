@@ -18,7 +18,7 @@ from sqlalchemy.engine import RowMapping
 
 from limner.store.engine import Engines
 from limner.store.outbox import DELIVERED, DELIVERING, GONE, PENDING
-from limner.store.schema import webhook_attempts, webhook_outbox
+from limner.store.schema import jobs, webhook_attempts, webhook_outbox
 
 
 @dataclass(frozen=True)
@@ -186,12 +186,20 @@ class Deliveries:
         return Delivery.from_row(row) if row else None
 
     def find(
-        self, *, job_id: str | None = None, status: str | None = None, limit: int = 100, before: float | None = None
+        self,
+        *,
+        job_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        before: float | None = None,
+        project: str | None = None,
     ) -> list[Delivery]:
-        """Newest first."""
+        """Newest first; with ``project``, only messages of that project's jobs."""
         query = select(webhook_outbox).order_by(webhook_outbox.c.created_at.desc()).limit(limit)
         if job_id:
             query = query.where(webhook_outbox.c.job_id == job_id)
+        if project is not None:
+            query = query.where(webhook_outbox.c.job_id.in_(select(jobs.c.id).where(jobs.c.project == project)))
         if status:
             query = query.where(webhook_outbox.c.status == status)
         if before is not None:

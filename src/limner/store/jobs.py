@@ -18,7 +18,7 @@ from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job, LogLine, NewJob, Submitted
 from limner.store.schema import job_events, jobs
-from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, rank_for
+from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, check_birth, move, rank_for
 
 CancelOutcome = Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]
 
@@ -32,6 +32,7 @@ class JobFilter:
     priority: str | None = None
     task: str | None = None
     api_key_id: str | None = None
+    project: str | None = None  # None: every project (an admin's view)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -45,6 +46,8 @@ class JobFilter:
             out.append(jobs.c.task == self.task)
         if self.api_key_id:
             out.append(jobs.c.api_key_id == self.api_key_id)
+        if self.project is not None:
+            out.append(jobs.c.project == self.project)
         return out
 
 
@@ -125,7 +128,7 @@ class JobStore:
             "id": item.id,
             "model_id": item.model_id,
             "task": item.task,
-            "status": QUEUED,
+            "status": check_birth(QUEUED),
             "priority": item.priority,
             "rank": rank_for(now, item.priority, self.priority_step_s),
             "input": item.input,
@@ -144,6 +147,7 @@ class JobStore:
             "result_ttl_s": item.result_ttl_s or None,
             "api_key_id": item.api_key_id,
             "cache_mode": item.cache_mode,
+            "project": item.project,
         }
 
     def cancel(self, job_id: str) -> CancelOutcome | None:
@@ -151,10 +155,10 @@ class JobStore:
         now = time.time()
         with self.engines.write.begin() as conn:
             done = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == QUEUED)
-                .values(
-                    status=CANCELED,
+                move(
+                    CANCELED,
+                    jobs.c.id == job_id,
+                    jobs.c.status == QUEUED,
                     finished_at=now,
                     updated_at=now,
                     error="canceled before it started",

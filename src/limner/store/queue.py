@@ -20,7 +20,7 @@ from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job
 from limner.store.schema import job_events, jobs
-from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, move
 
 
 @dataclass(frozen=True)
@@ -82,21 +82,17 @@ class WorkQueue:
         else:
             # SQLite: the UPDATE holds the write lock, so the subquery cannot race.
             target = jobs.c.id.in_(picked.scalar_subquery())
-        stmt = (
-            update(jobs)
-            .where(target, jobs.c.status == QUEUED)
-            .values(
-                status=RUNNING,
-                lease_owner=worker_id,
-                lease_expires_at=now + self.lease_s,
-                attempts=jobs.c.attempts + 1,
-                started_at=now,
-                updated_at=now,
-                cancel_requested=False,
-                progress={"stage": "starting", "step": 0, "total": 0, "percent": 0.0},
-            )
-            .returning(*jobs.c)
-        )
+        stmt = move(
+            RUNNING,
+            target,
+            lease_owner=worker_id,
+            lease_expires_at=now + self.lease_s,
+            attempts=jobs.c.attempts + 1,
+            started_at=now,
+            updated_at=now,
+            cancel_requested=False,
+            progress={"stage": "starting", "step": 0, "total": 0, "percent": 0.0},
+        ).returning(*jobs.c)
         with self.engines.write.begin() as conn:
             expire_unstarted(conn, now)  # a job past its start deadline is never started
             claimed = [Job.from_row(r) for r in conn.execute(stmt)]
@@ -184,9 +180,9 @@ class WorkQueue:
             worker_id,
             job_id,
             "succeeded",
+            SUCCEEDED,
             also=also,
             values={
-                "status": SUCCEEDED,
                 "result": result,
                 "finished_at": now,
                 "updated_at": now,
@@ -195,14 +191,14 @@ class WorkQueue:
             },
         )
 
-    def cancelled(self, worker_id: str, job_id: str, message: str = "canceled while running") -> bool:
+    def finish_canceled(self, worker_id: str, job_id: str, message: str = "canceled while running") -> bool:
         now = time.time()
         return self._finish(
             worker_id,
             job_id,
             message,
+            CANCELED,
             {
-                "status": CANCELED,
                 "error": message,
                 "error_type": "canceled",
                 "finished_at": now,
@@ -228,10 +224,10 @@ class WorkQueue:
             requeue = retry and row.attempts < row.max_attempts
             values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
             if requeue:
-                values.update(status=QUEUED, progress={"stage": "queued", "step": 0, "total": 0, "percent": 0.0})
+                values.update(progress={"stage": "queued", "step": 0, "total": 0, "percent": 0.0})
             else:
-                values.update(status=FAILED, error=message, error_type=error_type, finished_at=now)
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                values.update(error=message, error_type=error_type, finished_at=now)
+            conn.execute(move(QUEUED if requeue else FAILED, jobs.c.id == job_id, **values))
             note = "will retry" if requeue else "failed"
             _log(conn, job_id, "error", "worker", f"{error_type}: {message} ({note})", now)
             if not requeue:
@@ -244,14 +240,13 @@ class WorkQueue:
         worker_id: str,
         job_id: str,
         note: str,
+        status: str,
         values: dict[str, Any],
         also: Callable[[Connection], None] | None = None,
     ) -> bool:
         with self.engines.write.begin() as conn:
             done = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING)
-                .values(**values)
+                move(status, jobs.c.id == job_id, jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING, **values)
             ).rowcount
             if done:
                 if also is not None:
@@ -275,52 +270,48 @@ class WorkQueue:
         with self.engines.write.begin() as conn:
             canceled = (
                 conn.execute(
-                    update(jobs)
-                    .where(expired, jobs.c.cancel_requested.is_(True))
-                    .values(
-                        status=CANCELED,
+                    move(
+                        CANCELED,
+                        expired,
+                        jobs.c.cancel_requested.is_(True),
                         error="canceled; its worker stopped",
                         error_type="canceled",
                         finished_at=now,
                         updated_at=now,
                         lease_owner=None,
                         lease_expires_at=None,
-                    )
-                    .returning(jobs.c.id)
+                    ).returning(jobs.c.id)
                 )
                 .scalars()
                 .all()
             )
             lost = (
                 conn.execute(
-                    update(jobs)
-                    .where(expired, jobs.c.attempts >= jobs.c.max_attempts)
-                    .values(
-                        status=FAILED,
+                    move(
+                        FAILED,
+                        expired,
+                        jobs.c.attempts >= jobs.c.max_attempts,
                         error_type="worker_lost",
                         finished_at=now,
                         updated_at=now,
                         error="the worker running this job stopped responding, and the job is out of attempts",
                         lease_owner=None,
                         lease_expires_at=None,
-                    )
-                    .returning(jobs.c.id)
+                    ).returning(jobs.c.id)
                 )
                 .scalars()
                 .all()
             )
             requeued = (
                 conn.execute(
-                    update(jobs)
-                    .where(expired)
-                    .values(
-                        status=QUEUED,
+                    move(
+                        QUEUED,
+                        expired,
                         lease_owner=None,
                         lease_expires_at=None,
                         updated_at=now,
                         progress={"stage": "queued", "step": 0, "total": 0, "percent": 0.0},
-                    )
-                    .returning(jobs.c.id)
+                    ).returning(jobs.c.id)
                 )
                 .scalars()
                 .all()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from limner.store.schema import DEFAULT_PROJECT
 from limner.store.states import TERMINAL
 
 
@@ -29,6 +30,7 @@ class NewJob:
     result_ttl_s: float | None = None
     api_key_id: str | None = None
     cache_mode: str | None = None
+    project: str = DEFAULT_PROJECT
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Job:
     expired_at: float | None = None
     api_key_id: str | None = None
     cache_mode: str | None = None
+    project: str = DEFAULT_PROJECT
 
     @property
     def terminal(self) -> bool:
@@ -119,6 +122,7 @@ class Job:
             expired_at=m.get("expired_at"),
             api_key_id=m.get("api_key_id"),
             cache_mode=m.get("cache_mode"),
+            project=m.get("project") or DEFAULT_PROJECT,
         )
 
 

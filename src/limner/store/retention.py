@@ -4,7 +4,7 @@ The TTL is fixed on each job when it is submitted (``LIMNER_RESULT_TTL_S`` or th
 own). Cleanup deletes the job's result files from storage first and then marks the job
 expired (dropping the result JSON), so a crash in between only means the next pass deletes
 already-missing files again. Input files are content-addressed and may be shared by other
-jobs, so only the job's own ``results/<job id>/`` files are deleted.
+jobs, so only the job's own ``…/results/<job id>/`` files are deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from limner.storage import Storage
-from limner.storage.base import REF_PREFIX
+from limner.storage.base import REF_PREFIX, is_result_of
 from limner.store.engine import Engines
 from limner.store.schema import job_events, jobs
 
@@ -51,7 +51,7 @@ def purge_expired(engines: Engines, storage: Storage, *, now: float | None = Non
         return []
     for job_id, result in rows:
         for key in stored_keys(result):
-            if key.startswith(f"results/{job_id}/"):
+            if is_result_of(key, job_id):
                 try:
                     storage.delete(key)
                 except Exception as exc:  # storage down: the job stays due, the next pass retries

@@ -6,6 +6,8 @@ and lease comparisons stay simple.
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,6 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+# The project of everything made before projects existed, and of every job while keys are off.
+DEFAULT_PROJECT: Final = "default"
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
@@ -69,6 +74,9 @@ jobs = Table(
     Column("api_key_id", String(40), nullable=True),
     # The job's effective cache mode (off | exact | semantic): see limner.cache (migration 0003).
     Column("cache_mode", String(10), nullable=True),
+    # The project the job belongs to (migration 0004): only keys of that project, and admins,
+    # see it. Its files live under projects/<project>/ in the media storage.
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
     Index("ix_jobs_status_rank", "status", "rank"),
     Index("ix_jobs_model_status_rank", "model_id", "status", "rank"),
     Index("ix_jobs_status_lease", "status", "lease_expires_at"),
@@ -76,6 +84,7 @@ jobs = Table(
     Index("ix_jobs_status_deadline", "status", "start_deadline_at"),
     Index("ix_jobs_key_created", "api_key_id", "created_at"),
     Index("ix_jobs_finished", "finished_at"),
+    Index("ix_jobs_project_created", "project", "created_at"),
 )
 
 job_events = Table(
@@ -134,10 +143,13 @@ cache_entries = Table(
     Column("created_at", Float, nullable=False),
     Column("last_hit_at", Float, nullable=True),
     Column("expires_at", Float, nullable=True),
+    # Whose requests the entry may answer: a project, or "*" when the model shares its cache.
+    Column("scope", String(64), nullable=False, server_default=DEFAULT_PROJECT),
     Index("ix_cache_exact", "model_id", "exact_key"),
     Index("ix_cache_input", "model_id", "input_key"),
     Index("ix_cache_group", "model_id", "group_key"),
     Index("ix_cache_source", "source_job_id"),
+    Index("ix_cache_scope_exact", "model_id", "scope", "exact_key"),
 )
 
 # One row per finished job, derived from the jobs table (limner.store.usage): what it cost,
@@ -168,10 +180,12 @@ job_usage = Table(
     Column("pixels", Integer, nullable=True),
     Column("steps", Integer, nullable=True),
     Column("device", String(40), nullable=True),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
     Index("ix_usage_model_finished", "model_id", "finished_at"),
     Index("ix_usage_key_day", "api_key_id", "day"),
     Index("ix_usage_day", "day"),
     Index("ix_usage_finished", "finished_at"),
+    Index("ix_usage_project_finished", "project", "finished_at"),
 )
 
 quality_scores = Table(
@@ -257,6 +271,9 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # admin: everything (all projects, keys, workers, cache, usage); member: its project only.
+    Column("role", String(10), nullable=False, server_default="member"),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 # Secrets the server makes for itself (the webhook signing secret, the file-URL signing key):

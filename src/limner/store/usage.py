@@ -26,7 +26,12 @@ from limner.store.states import SUCCEEDED
 
 # Re-examine jobs finished this long before the newest recorded one: worker clocks differ.
 CLOCK_MARGIN_S = 300.0
-GROUPS = {"model": job_usage.c.model_id, "key": job_usage.c.api_key_id, "day": job_usage.c.day}
+GROUPS = {
+    "model": job_usage.c.model_id,
+    "key": job_usage.c.api_key_id,
+    "day": job_usage.c.day,
+    "project": job_usage.c.project,
+}
 # A job's device price when it recorded none (failed before a result): model id -> USD/hour.
 PriceOf = Callable[[str], float]
 
@@ -71,6 +76,7 @@ def usage_row(job: Any, price_of: PriceOf) -> dict[str, Any]:
         "pixels": width * height if isinstance(width, int) and isinstance(height, int) else None,
         "steps": spec.get("num_inference_steps") if isinstance(spec.get("num_inference_steps"), int) else None,
         "device": usage.get("device"),
+        "project": job.get("project") or "default",
     }
 
 
@@ -127,7 +133,9 @@ class UsageStore:
         until: float | None = None,
         model_id: str | None = None,
         api_key_id: str | None = None,
+        project: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Totals per group; ``project`` limits them to one project's jobs (a member's view)."""
         columns = [GROUPS[g] for g in group_by]
         conditions: list[ColumnElement[bool]] = []
         if since is not None:
@@ -138,6 +146,8 @@ class UsageStore:
             conditions.append(job_usage.c.model_id == model_id)
         if api_key_id:
             conditions.append(job_usage.c.api_key_id == api_key_id)
+        if project is not None:
+            conditions.append(job_usage.c.project == project)
         counted = {
             status: func.sum(case((job_usage.c.status == status, 1), else_=0))
             for status in ("succeeded", "failed", "canceled")
@@ -157,7 +167,7 @@ class UsageStore:
             query = query.where(and_(*conditions))
         if columns:
             query = query.group_by(*columns).order_by(*columns)
-        names = {"model": "model_id", "key": "api_key_id", "day": "day"}
+        names = {"model": "model_id", "key": "api_key_id", "day": "day", "project": "project"}
         with self.engines.read.connect() as conn:
             out = []
             for row in conn.execute(query):
@@ -180,8 +190,10 @@ class UsageStore:
             ).scalar()
         return float(value or 0.0)
 
-    def recent_runs(self, model_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        """Recent successful runs of a model that ran on a device (no cache hits)."""
+    def recent_runs(self, model_id: str, limit: int = 200, project: str | None = None) -> list[dict[str, Any]]:
+        """Recent successful runs of a model that ran on a device (no cache hits); with
+        ``project``, that project's runs only."""
+        only = [job_usage.c.project == project] if project is not None else []
         with self.engines.read.connect() as conn:
             rows = conn.execute(
                 select(
@@ -196,6 +208,7 @@ class UsageStore:
                     job_usage.c.status == SUCCEEDED,
                     job_usage.c.cache_hit.is_(None),
                     job_usage.c.outputs > 0,
+                    *only,
                 )
                 .order_by(job_usage.c.seq.desc())
                 .limit(limit)

@@ -10,7 +10,7 @@ from limner.settings import Settings
 from limner.store.deliveries import Deliveries
 from limner.store.engine import Engines
 from limner.store.secrets import WEBHOOK_SECRET, get_or_create
-from limner.webhooks.dispatcher import ALLOW_SETTING, DispatchConfig, Dispatcher, RetryPolicy
+from limner.webhooks.sender import ALLOW_SETTING, RetryPolicy, SenderConfig, WebhookSender
 from limner.webhooks.signing import Signer, generate_secret
 
 
@@ -22,8 +22,8 @@ def signing_secrets(settings: Settings, engines: Engines) -> tuple[str, ...]:
     return (get_or_create(engines, WEBHOOK_SECRET, generate_secret),)
 
 
-def dispatch_config(settings: Settings, engines: Engines) -> DispatchConfig:
-    return DispatchConfig(
+def sender_config(settings: Settings, engines: Engines) -> SenderConfig:
+    return SenderConfig(
         signer=Signer(signing_secrets(settings, engines)),
         allow=parse_allow_list(settings.webhook_allow_hosts, ALLOW_SETTING),
         policy=RetryPolicy(settings.webhook_retry_schedule, settings.webhook_jitter),
@@ -33,7 +33,7 @@ def dispatch_config(settings: Settings, engines: Engines) -> DispatchConfig:
     )
 
 
-def build_dispatcher(
+def build_sender(
     settings: Settings, engines: Engines, render: Callable[[dict[str, Any]], dict[str, Any]]
-) -> Dispatcher:
-    return Dispatcher(Deliveries(engines), dispatch_config(settings, engines), render)
+) -> WebhookSender:
+    return WebhookSender(Deliveries(engines), sender_config(settings, engines), render)

@@ -1,14 +1,15 @@
-"""What a worker does around each batch for the cache, cost accounting, quality and metrics.
+"""The cache's worker side: answer jobs from the cache before a batch runs, and remember
+results as the jobs complete.
 
-Kept out of ``worker.py`` so the batch loop stays readable: the worker calls
-``serve_from_cache`` before running a batch, ``after_complete`` for every job it completed,
-and ``stats`` with every heartbeat.
+The worker calls ``serve_from_cache`` before running a batch and ``remember`` for each job it
+completes. Exact and identical-input lookups read the store; semantic ones embed the prompt
+(sentence-transformers, torch: workers only) and search the faiss index. Every lookup stays
+inside the job's scope: its project, unless the model shares its cache (``cache.shared``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +18,12 @@ import numpy as np
 from sqlalchemy import Connection
 
 from limner.cache import keys
+from limner.cache.semantic import Embedder, SemanticIndex
+from limner.cache.store import CacheHit, CacheStore, NewEntry, hit_result, semantic_hit
 from limner.catalog.entry import CatalogEntry
 from limner.logs import job_id
-from limner.runtime.quality import QualityMonitor
-from limner.runtime.residency import Residency
-from limner.runtime.semantic import Embedder, SemanticIndex
 from limner.settings import Settings
 from limner.storage import Storage
-from limner.store.cache import CacheHit, CacheStore, NewEntry, hit_result, semantic_hit
 from limner.store.engine import Engines
 from limner.store.queue import WorkQueue
 from limner.store.records import Job
@@ -32,18 +31,9 @@ from limner.store.records import Job
 log = logging.getLogger("limner.worker")
 
 
-def rss_bytes() -> int:
-    """Resident memory of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class WorkerHooks:
+class WorkerCache:
     def __init__(
-        self, settings: Settings, engines: Engines, storage: Storage, queue: WorkQueue, worker_id: str, device: str
+        self, settings: Settings, engines: Engines, storage: Storage, queue: WorkQueue, worker_id: str
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -51,7 +41,6 @@ class WorkerHooks:
         self.cache = CacheStore(engines, storage, ttl_s=settings.cache_ttl_s)
         self.embedder = Embedder(settings.embedding_model)
         self.semantic = SemanticIndex(settings.home / "cache-index", self.cache)
-        self.quality = QualityMonitor(settings, engines, storage, device)
         self.counters = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
         self._embedded: tuple[str | None, Any] = (None, None)
 
@@ -78,15 +67,16 @@ class WorkerHooks:
         if mode == "off":
             return None
         revision = keys.revision_key(entry)
-        hit = self.cache.find(entry.id, revision, exact_key=keys.exact_key(entry, job.input))
+        scope = keys.scope_of(entry, job.project)
+        hit = self.cache.find(entry.id, revision, scope=scope, exact_key=keys.exact_key(entry, job.input))
         if hit is not None or mode != "semantic":
             return hit
-        hit = self.cache.find(entry.id, revision, input_key=keys.input_key(entry, job.input))
+        hit = self.cache.find(entry.id, revision, scope=scope, input_key=keys.input_key(entry, job.input))
         if hit is not None:
             return hit
-        return self._semantic(entry, job, revision)
+        return self._semantic(entry, job, revision, scope)
 
-    def _semantic(self, entry: CatalogEntry, job: Job, revision: str) -> CacheHit | None:
+    def _semantic(self, entry: CatalogEntry, job: Job, revision: str, scope: str) -> CacheHit | None:
         prompt = keys.prompt_of(job.input)
         vector = self.embedder.encode([prompt])[0]
         self._embedded = (prompt, vector)  # a miss is remembered with the same embedding
@@ -94,7 +84,7 @@ class WorkerHooks:
         if not found:
             return None
         similarity = dict(found)
-        candidates = self.cache.by_seq([seq for seq, _ in found], keys.group_key(entry, job.input))
+        candidates = self.cache.by_seq([seq for seq, _ in found], keys.group_key(entry, job.input), scope)
         candidates = [c for c in candidates if c["revision_key"] == revision]
         candidates.sort(key=lambda c: -similarity[c["seq"]])
         hit = None
@@ -146,11 +136,6 @@ class WorkerHooks:
         except Exception as exc:
             log.warning("could not cache the result of %s: %s: %s", new.source_job_id, type(exc).__name__, exc)
 
-    def after_complete(self, entry: CatalogEntry, job: Job, result: dict[str, Any]) -> None:
-        """Queue the job's quality scoring (off the request's critical path)."""
-        if entry.quality.enabled:
-            self.quality.submit(entry, job, result)
-
     def _entry(self, entry: CatalogEntry, revision: str, job: Job, result: dict[str, Any]) -> NewEntry | None:
         if entry.cache.mode == "off" and not entry.cache.semantic:
             return None
@@ -173,24 +158,10 @@ class WorkerHooks:
             source_job_id=job.id,
             result=result,
             compute_s=float((result.get("usage") or {}).get("compute_s") or 0.0),
+            scope=keys.scope_of(entry, job.project),
         )
 
-    # -- heartbeats ------------------------------------------------------------------------
-
-    def stats(self, residency: Residency, batches_run: int) -> dict[str, Any]:
-        return {
-            "rss_bytes": rss_bytes(),
-            "resident_bytes": residency.used_bytes,
-            "budget_bytes": residency.budget_bytes,
-            "model_loads": residency.loads,
-            "model_evictions": residency.evictions,
-            "batches_run": batches_run,
-            **self.counters,
-            "quality_scored": self.quality.scored,
-        }
-
     def close(self) -> None:
-        self.quality.stop()
         try:
             self.semantic.save_all()
         except Exception as exc:

@@ -4,13 +4,12 @@ Keys are on once any key was created (``limner keys create``), or from the start
 ``LIMNER_REQUIRE_KEYS=1``. Then every route but ``/healthz`` and ``/readyz`` needs a valid
 key: none or an unknown one is 401, a revoked one 403. Media URLs carry a signature instead
 (see ``limner.api.file_urls``). Browsers cannot set headers on a WebSocket, so the status
-WebSocket also takes the key as ``?key=``. The key's id is put in the request's state, and
-jobs record it.
+WebSocket also takes the key as ``?key=``. The key becomes the request's
+:class:`~limner.api.tenancy.Caller` (its id, project and role), and jobs record both.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from urllib.parse import parse_qs
@@ -18,10 +17,11 @@ from urllib.parse import parse_qs
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from limner.api.errors import send_error
 from limner.api.file_urls import FILES_PREFIX, FileUrlSigner
-from limner.api.openai_compat.errors import error_body as openai_error_body
-from limner.api.openai_compat.errors import is_openai_path
+from limner.api.tenancy import Caller
 from limner.errors import Forbidden, LimnerError, Unauthorized
+from limner.storage.base import project_of_key
 from limner.store.keys import ApiKey, KeyStore
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
@@ -103,6 +103,10 @@ class ApiKeyMiddleware:
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if scope["type"] == "http" and self._signed_file(scope, query):
+            # A signed URL is a capability for that one file: the caller sees its project only.
+            storage_key = scope["path"][len(FILES_PREFIX) :]
+            caller = Caller(key_id=None, project=project_of_key(storage_key), admin=False)
+            scope.setdefault("state", {})["caller"] = caller
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -114,7 +118,9 @@ class ApiKeyMiddleware:
         except LimnerError as exc:
             await _refuse(scope, receive, send, exc)
             return
-        scope.setdefault("state", {})["api_key_id"] = key.id
+        state = scope.setdefault("state", {})
+        state["api_key_id"] = key.id
+        state["caller"] = Caller(key_id=key.id, project=key.project, admin=key.admin)
         await self.app(scope, receive, send)
 
     def _signed_file(self, scope: Scope, query: dict[str, list[str]]) -> bool:
@@ -131,15 +137,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, exc: LimnerError) 
         await receive()  # websocket.connect
         await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
         return
-    if is_openai_path(scope["path"]):
-        body = json.dumps(openai_error_body(exc)).encode()
-    else:
-        body = json.dumps({"detail": exc.detail(), "error_type": exc.error_type}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if exc.status_code == 401:
-        headers.append((b"www-authenticate", b'Key realm="limner", Bearer realm="limner"'))
-    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, exc, scope["path"])
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:

@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from limner.cache.store import stored_files
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
+from limner.quality.clip import ClipScorer
 from limner.quality.drift import Window, judge
 from limner.quality.frechet import frechet_distance, gaussian
+from limner.quality.store import QualityStore
 from limner.quality.tracking import MlflowTracker
-from limner.runtime.clip import ClipScorer
 from limner.settings import Settings
 from limner.storage import Storage
-from limner.store.cache import stored_files
 from limner.store.engine import Engines
-from limner.store.quality import QualityStore
 from limner.store.records import Job
 
 log = logging.getLogger("limner.quality")

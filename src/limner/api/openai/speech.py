@@ -21,12 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext, get_ctx
-from limner.api.openai_compat.common import output_keys, resolve_model, run_job
-from limner.api.openai_compat.errors import OpenAIRoute
+from limner.api.openai.common import output_keys, resolve_model, run_job
 from limner.catalog import CatalogEntry
 from limner.errors import InvalidInput
 
-router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(tags=["openai"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 OPENAI_VOICES = frozenset(

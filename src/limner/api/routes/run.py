@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.accept import accept
 from limner.api.context import ApiContext, get_ctx
-from limner.api.routes_queue import SUBMIT_DOC, result_response
+from limner.api.routes.queue import SUBMIT_DOC, result_response
 from limner.api.views import queue_urls
 from limner.errors import JobTimeout, RequestNotFound
 

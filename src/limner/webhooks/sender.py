@@ -79,7 +79,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class DispatchConfig:
+class SenderConfig:
     signer: Signer
     allow: AllowList
     policy: RetryPolicy
@@ -89,9 +89,9 @@ class DispatchConfig:
     resolver: Resolver = system_resolver
 
 
-class Dispatcher:
+class WebhookSender:
     def __init__(
-        self, deliveries: Deliveries, config: DispatchConfig, render: Callable[[dict[str, Any]], dict[str, Any]]
+        self, deliveries: Deliveries, config: SenderConfig, render: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> None:
         self.deliveries = deliveries
         self.config = config

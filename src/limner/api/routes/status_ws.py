@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
 from limner.api.status_feed import status_updates
+from limner.api.tenancy import caller_of
 
 router = APIRouter(tags=["queue"])
 NOT_FOUND = 4404  # application close codes live in 4000-4999
@@ -31,7 +32,7 @@ async def status_ws(
     ctx: ApiContext = websocket.app.state.limner
     await websocket.accept()
     job = await run_in_threadpool(ctx.jobs.get, request_id)
-    if job is None or job.model_id != f"{owner}/{name}":
+    if job is None or job.model_id != f"{owner}/{name}" or not caller_of(websocket).sees(job):
         await websocket.close(code=NOT_FOUND, reason=f"no request {request_id} for model {owner}/{name}")
         return
     base = ctx.settings.base_url.rstrip("/") if ctx.settings.base_url else _http_base(websocket)

@@ -15,6 +15,7 @@ from limner.api.accept import accept
 from limner.api.context import ApiContext, get_ctx
 from limner.api.job_options import OPTIONS_DOC
 from limner.api.status_feed import render_status, status_updates
+from limner.api.tenancy import caller_of, visible_job
 from limner.api.views import expired, failure, queue_urls, render_refs
 from limner.errors import NotReady, RequestNotFound
 from limner.store.records import Job
@@ -63,11 +64,10 @@ async def submit(owner: str, name: str, request: Request, ctx: Ctx) -> JSONRespo
     return JSONResponse(status_code=202, content=body, headers={"X-Limner-Request-Id": submitted.job_id})
 
 
-async def load_job(ctx: ApiContext, owner: str, name: str, request_id: str) -> Job:
+async def load_job(ctx: ApiContext, request: Request, owner: str, name: str, request_id: str) -> Job:
+    """The job, if it is this model's and the caller's project may see it; else a 404."""
     job = await run_in_threadpool(ctx.jobs.get, request_id)
-    if job is None or job.model_id != f"{owner}/{name}":
-        raise RequestNotFound(f"no request {request_id} for model {owner}/{name}", loc=("path", "request_id"))
-    return job
+    return visible_job(caller_of(request), job, request_id, f"{owner}/{name}")
 
 
 @router.get("/v1/queue/{owner}/{name}/requests/{request_id}/status")
@@ -80,7 +80,7 @@ async def status(
     logs: Annotated[bool, Query(description="Include the job's log lines.")] = False,
 ) -> JSONResponse:
     """202 while queued or running, 200 once finished (succeeded, failed or canceled)."""
-    job = await load_job(ctx, owner, name, request_id)
+    job = await load_job(ctx, request, owner, name, request_id)
     body = await render_status(ctx, job, ctx.base_url(request), logs)
     return JSONResponse(status_code=200 if job.terminal else 202, content=body)
 
@@ -95,7 +95,7 @@ async def status_stream(
     logs: Annotated[bool, Query(description="Include the job's log lines.")] = False,
 ) -> EventSourceResponse:
     """Server-Sent Events: one status object per change, closing after the terminal one."""
-    job = await load_job(ctx, owner, name, request_id)
+    job = await load_job(ctx, request, owner, name, request_id)
     base = ctx.base_url(request)
 
     async def events() -> AsyncIterator[dict[str, str]]:
@@ -108,7 +108,7 @@ async def status_stream(
 @router.get("/v1/queue/{owner}/{name}/requests/{request_id}")
 async def result(owner: str, name: str, request_id: str, request: Request, ctx: Ctx) -> JSONResponse:
     """The job's result once it succeeded; its error once it failed; 400 before that."""
-    job = await load_job(ctx, owner, name, request_id)
+    job = await load_job(ctx, request, owner, name, request_id)
     return result_response(ctx, job, ctx.base_url(request))
 
 
@@ -124,9 +124,9 @@ def result_response(ctx: ApiContext, job: Job, base: str) -> JSONResponse:
 
 
 @router.put("/v1/queue/{owner}/{name}/requests/{request_id}/cancel")
-async def cancel(owner: str, name: str, request_id: str, ctx: Ctx) -> JSONResponse:
+async def cancel(owner: str, name: str, request_id: str, request: Request, ctx: Ctx) -> JSONResponse:
     """A queued job never runs; a running one stops at its next step."""
-    await load_job(ctx, owner, name, request_id)
+    await load_job(ctx, request, owner, name, request_id)
     outcome = await run_in_threadpool(ctx.jobs.cancel, request_id)
     if outcome is None:
         raise RequestNotFound(f"no request {request_id}", loc=("path", "request_id"))

@@ -18,11 +18,12 @@ from starlette.datastructures import UploadFile
 
 from limner.api.context import ApiContext, get_ctx
 from limner.api.file_urls import unwrap
+from limner.api.tenancy import caller_of
 from limner.errors import InvalidInput, NotFound, PayloadTooLarge
 from limner.media.sniff import ACCEPTED, sniff
 from limner.media.types import content_type_for
 from limner.storage import LocalStorage
-from limner.storage.base import check_key
+from limner.storage.base import check_key, project_key
 
 router = APIRouter(tags=["files"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -92,7 +93,7 @@ async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
     if not data:
         raise InvalidInput("the upload is empty", loc=("body", FIELD))
     sniffed = sniff(data, FIELD)
-    key = f"uploads/{hashlib.sha256(data).hexdigest()}.{sniffed.extension}"
+    key = project_key(caller_of(request).project, f"uploads/{hashlib.sha256(data).hexdigest()}.{sniffed.extension}")
     storage = ctx.storage
     if not await run_in_threadpool(storage.exists, key):
         await run_in_threadpool(storage.put, key, data, sniffed.content_type)
@@ -109,6 +110,10 @@ async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
 
 @router.get("/v1/files/{key:path}", response_model=None)
 def get_file(key: str, request: Request, ctx: Ctx) -> FileResponse | RedirectResponse:
+    """A media file. With API keys on, the caller's key must see the file's project (or the
+    URL carry a valid signature, checked before this route: see the auth middleware)."""
+    if not caller_of(request).sees_file(key):
+        raise NotFound(f"no file {key!r}", loc=("path", "key"))
     storage = unwrap(ctx.storage)
     if not isinstance(storage, LocalStorage):
         # The store serves its own files: send the client there with a fresh presigned URL.

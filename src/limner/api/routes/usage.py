@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.accept import read_json
 from limner.api.context import ApiContext, get_ctx
+from limner.api.tenancy import caller_of
 from limner.cache import keys
 from limner.catalog.inputs import parse_input
 from limner.errors import InvalidInput
@@ -22,23 +24,33 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 @router.get("/v1/usage")
 async def usage(
+    request: Request,
     ctx: Ctx,
-    group_by: Annotated[str, Query(description="Comma-separated: model, key, day.")] = "model,day",
+    group_by: Annotated[str, Query(description="Comma-separated: model, key, day, project.")] = "model,day",
     since: Annotated[float | None, Query(description="Jobs finished at or after (epoch seconds).")] = None,
     until: Annotated[float | None, Query(description="Jobs finished before (epoch seconds).")] = None,
     model: Annotated[str | None, Query(description="Only this model.")] = None,
     key: Annotated[str | None, Query(description="Only this API key id.")] = None,
 ) -> dict[str, Any]:
     """Totals per group: jobs (succeeded, failed, canceled), outputs, compute seconds, cost in
-    USD, cache hits and the compute seconds and USD they saved."""
+    USD, cache hits and the compute seconds and USD they saved. A member key sees its own
+    project's usage only."""
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
-        raise InvalidInput(f"group_by takes model, key and day (got {unknown[0]!r})", loc=("query", "group_by"))
-    await run_in_threadpool(ctx.obs.usage.record_new)
-    filters: dict[str, Any] = {"since": since, "until": until, "model_id": model, "api_key_id": key}
-    rows = await run_in_threadpool(ctx.obs.usage.aggregate, groups, **filters)
-    totals = await run_in_threadpool(ctx.obs.usage.aggregate, [], **filters)
+        raise InvalidInput(
+            f"group_by takes model, key, day and project (got {unknown[0]!r})", loc=("query", "group_by")
+        )
+    await run_in_threadpool(ctx.usage.record_new)
+    filters: dict[str, Any] = {
+        "since": since,
+        "until": until,
+        "model_id": model,
+        "api_key_id": key,
+        "project": caller_of(request).project_filter,
+    }
+    rows = await run_in_threadpool(ctx.usage.aggregate, groups, **filters)
+    totals = await run_in_threadpool(ctx.usage.aggregate, [], **filters)
     return {"group_by": groups, "usage": rows, "totals": totals[0] if totals else {}}
 
 
@@ -51,12 +63,19 @@ async def estimate(owner: str, name: str, request: Request, ctx: Ctx) -> dict[st
     parsed = parse_input(entry, body).model_dump(mode="json")
     width, height, steps = parsed.get("width"), parsed.get("height"), parsed.get("num_inference_steps")
     outputs = int(parsed.get("num_outputs") or 1)
-    await run_in_threadpool(ctx.obs.usage.record_new)
-    runs = await run_in_threadpool(ctx.obs.usage.recent_runs, entry.id)
+    caller = caller_of(request)
+    await run_in_threadpool(ctx.usage.record_new)
+    runs = await run_in_threadpool(ctx.usage.recent_runs, entry.id, 200, caller.project_filter)
     answer: dict[str, Any] = {"model_id": entry.id, "outputs": outputs, "samples": 0}
     if parsed.get("seed") is not None and entry.cache.mode != "off":
         hit = await run_in_threadpool(
-            ctx.obs.cache.find, entry.id, keys.revision_key(entry), exact_key=keys.exact_key(entry, parsed)
+            functools.partial(
+                ctx.cache.find,
+                entry.id,
+                keys.revision_key(entry),
+                scope=keys.scope_of(entry, caller.project),
+                exact_key=keys.exact_key(entry, parsed),
+            )
         )
         if hit is not None:
             return {**answer, "compute_s": 0.0, "cost_usd": 0.0, "basis": "exact cache hit", "cache_hit": True}

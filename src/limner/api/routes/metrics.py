@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext, get_ctx
 from limner.api.metrics import StoreCollector
+from limner.api.tenancy import caller_of, require_admin
 
 router = APIRouter(tags=["metrics"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -28,6 +29,8 @@ def registry_of(request: Request, ctx: ApiContext) -> CollectorRegistry:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, ctx: Ctx) -> Response:
+    """Server-wide figures across every project: admin keys only (while keys are on)."""
+    require_admin(caller_of(request), "/metrics")
     registry = registry_of(request, ctx)
     body = await run_in_threadpool(generate_latest, registry)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)
@@ -35,9 +38,12 @@ async def metrics(request: Request, ctx: Ctx) -> Response:
 
 @router.get("/v1/quality")
 async def quality(
+    request: Request,
     ctx: Ctx,
     model: Annotated[str | None, Query(description="Only this model.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
-    """Quality windows, newest first: samples, mean CLIP score, FID, drift alert."""
-    return {"windows": await run_in_threadpool(ctx.obs.quality.windows, model, limit)}
+    """Quality windows, newest first: samples, mean CLIP score, FID, drift alert. They pool every
+    project's outputs, so they are for admin keys only."""
+    require_admin(caller_of(request), "/v1/quality")
+    return {"windows": await run_in_threadpool(ctx.quality.windows, model, limit)}

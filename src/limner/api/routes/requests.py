@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext, get_ctx
+from limner.api.tenancy import caller_of
 from limner.api.views import summary
 from limner.errors import InvalidInput
 from limner.store.jobs import JobFilter
@@ -64,7 +65,12 @@ async def list_requests(
     if task is not None and task not in TASK_IDS:
         raise InvalidInput(f"task must be one of {', '.join(TASK_IDS)}", loc=("query", "task"))
     filters = JobFilter(
-        created_after=created_after, created_before=created_before, priority=priority, task=task, api_key_id=key
+        created_after=created_after,
+        created_before=created_before,
+        priority=priority,
+        task=task,
+        api_key_id=key,
+        project=caller_of(request).project_filter,
     )
     after = decode_cursor(cursor) if cursor else None
     page = await run_in_threadpool(

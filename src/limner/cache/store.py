@@ -23,7 +23,7 @@ from limner.store.jobs import JobStore
 from limner.store.notify import notify
 from limner.store.records import NewJob
 from limner.store.schema import cache_entries, job_events, jobs
-from limner.store.states import SUCCEEDED
+from limner.store.states import SUCCEEDED, check_birth
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class NewEntry:
     source_job_id: str
     result: dict[str, Any]
     compute_s: float
+    scope: str  # the project whose requests it may answer, or "*" (see limner.cache.keys.scope_of)
 
 
 def stored_files(result: dict[str, Any]) -> list[str]:
@@ -137,7 +138,7 @@ class CacheStore:
         # The queued row the store would write, so that columns added to jobs stay filled.
         row = job_store._row(job, now)
         row.update(
-            status=SUCCEEDED,
+            status=check_birth(SUCCEEDED),
             result=hit_result(hit, job.input, now, now),
             started_at=now,
             finished_at=now,
@@ -169,12 +170,21 @@ class CacheStore:
     # -- reading ---------------------------------------------------------------------------
 
     def find(
-        self, model_id: str, revision_key: str, *, exact_key: str | None = None, input_key: str | None = None
+        self,
+        model_id: str,
+        revision_key: str,
+        *,
+        scope: str,
+        exact_key: str | None = None,
+        input_key: str | None = None,
     ) -> CacheHit | None:
-        """The newest usable entry with this exact key, else None; by the seedless input key,
-        an identical unseeded request (a semantic hit of similarity 1: another seed's image)."""
+        """The newest usable entry of ``scope`` with this exact key, else None; by the seedless
+        input key, an identical unseeded request (a semantic hit of similarity 1: another
+        seed's image). Entries of other scopes (projects) never answer."""
         query = select(cache_entries).where(
-            cache_entries.c.model_id == model_id, cache_entries.c.revision_key == revision_key
+            cache_entries.c.model_id == model_id,
+            cache_entries.c.revision_key == revision_key,
+            cache_entries.c.scope == scope,
         )
         if exact_key is not None:
             query = query.where(cache_entries.c.exact_key == exact_key)
@@ -190,13 +200,17 @@ class CacheStore:
                 return _hit(row._mapping, kind, 1.0)
         return None
 
-    def by_seq(self, seqs: Sequence[int], group_key: str) -> list[dict[str, Any]]:
-        """Entries among ``seqs`` with this group key (semantic candidates)."""
+    def by_seq(self, seqs: Sequence[int], group_key: str, scope: str) -> list[dict[str, Any]]:
+        """Entries among ``seqs`` with this group key and scope (semantic candidates)."""
         if not seqs:
             return []
         with self.engines.read.connect() as conn:
             rows = conn.execute(
-                select(cache_entries).where(cache_entries.c.seq.in_(list(seqs)), cache_entries.c.group_key == group_key)
+                select(cache_entries).where(
+                    cache_entries.c.seq.in_(list(seqs)),
+                    cache_entries.c.group_key == group_key,
+                    cache_entries.c.scope == scope,
+                )
             )
             return [dict(r._mapping) for r in rows]
 

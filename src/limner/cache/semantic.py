@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from limner.cache.store import CacheStore
 from limner.errors import ModelUnavailable
-from limner.store.cache import CacheStore
 
 log = logging.getLogger("limner.cache")
 DIM = 384

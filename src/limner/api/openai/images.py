@@ -32,12 +32,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from limner.api.context import ApiContext, get_ctx
-from limner.api.openai_compat.common import output_keys, resolve_model, run_job
-from limner.api.openai_compat.errors import OpenAIRoute
+from limner.api.openai.common import output_keys, resolve_model, run_job
 from limner.errors import InvalidInput
 from limner.store.records import Job
 
-router = APIRouter(tags=["openai"], route_class=OpenAIRoute)
+router = APIRouter(tags=["openai"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 SIZE = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 ACCEPTED = {"quality": {"auto", "standard"}, "background": {"auto", "opaque"}, "style": set()}

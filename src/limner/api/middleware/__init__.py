@@ -1,0 +1,1 @@
+"""HTTP middleware: API keys, body limits, request ids."""
