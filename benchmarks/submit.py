@@ -6,16 +6,22 @@ The server runs with no workers so that only submission is measured. Load comes 
 measures itself. In the same run the same load hits GET /healthz (no store, no validation):
 the baseline, i.e. the ceiling of the HTTP stack and the load generator on this machine.
 
-    .venv/bin/python benchmarks/submit.py [--clients 64] [--seconds 10] [--store URL]
+With ``--baseline REF`` the same load also hits a server running an earlier commit (checked
+out into a temporary git worktree, served with its own ``src`` first on PYTHONPATH), rounds
+interleaved, so a change's cost is measured against the code before it in the same run:
+
+    .venv/bin/python benchmarks/submit.py [--clients 64] [--seconds 10] [--store URL] [--baseline REF]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,14 +90,82 @@ def wait_alive(base: str) -> None:
     raise TimeoutError(base)
 
 
+def checkout(ref: str) -> Path:
+    """A temporary git worktree of ``ref`` (removed by the caller)."""
+    root = Path(__file__).resolve().parent.parent
+    dest = Path(tempfile.mkdtemp(prefix="limner-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(dest), ref], check=True, capture_output=True
+    )
+    return dest
+
+
+def remove_checkout(dest: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        ["git", "-C", str(root), "worktree", "remove", "--force", str(dest)], check=False, capture_output=True
+    )
+
+
+def compare(args: argparse.Namespace) -> None:
+    """This tree against ``args.baseline``, rounds interleaved; medians and their ratios."""
+    tree = checkout(args.baseline)
+    old_env = {"PYTHONPATH": f"{tree / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    rounds: dict[str, list[dict[str, Any]]] = {"current": [], "baseline": []}
+    try:
+        with Server(workers=0) as current, Server(workers=0, env=old_env) as baseline:
+            servers = {"current": current, "baseline": baseline}
+            for server in servers.values():
+                wait_alive(server.base)
+                wrk(f"{server.base}/v1/queue/{MODEL}", args.clients, 2, BODY)  # warm-up
+            for _ in range(args.rounds):
+                for name, server in servers.items():
+                    rounds[name].append(wrk(f"{server.base}/v1/queue/{MODEL}", args.clients, args.seconds, BODY))
+    finally:
+        remove_checkout(tree)
+    summary: dict[str, dict[str, float]] = {}
+    for name, runs in rounds.items():
+        summary[name] = {
+            "per_s": statistics.median(r["per_s"] for r in runs),
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "non_2xx": sum(r["non_2xx"] for r in runs),
+        }
+        print(
+            f"{name:9} {args.baseline if name == 'baseline' else 'HEAD':>10}: {summary[name]['per_s']:.0f}/s  "
+            f"p50 {summary[name]['p50_ms']:.1f} ms  p99 {summary[name]['p99_ms']:.1f} ms  "
+            f"(median of {len(runs)} rounds; {summary[name]['non_2xx']} non-2xx)"
+        )
+    ratio = summary["current"]["per_s"] / summary["baseline"]["per_s"]
+    p99_ratio = summary["current"]["p99_ms"] / summary["baseline"]["p99_ms"]
+    print(f"throughput current/baseline {ratio:.2f}, p99 current/baseline {p99_ratio:.2f}")
+    write_result(
+        "submit_vs_baseline",
+        {
+            "clients": args.clients,
+            "seconds_per_round": args.seconds,
+            "baseline_ref": args.baseline,
+            "rounds": rounds,
+            "median": summary,
+            "throughput_ratio": ratio,
+            "p99_ratio": p99_ratio,
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--store", default=None, help="default: SQLite under a fresh home")
+    parser.add_argument("--baseline", default=None, help="a git ref to measure against, rounds interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server with --baseline")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/submit.py needs wrk (apt-get install wrk)")
+    if args.baseline:
+        compare(args)
+        return
     server_args = ["--store", args.store] if args.store else []
     with Server(workers=0, args=server_args) as server:
         wait_alive(server.base)

@@ -61,7 +61,7 @@ def test_a_family_without_quantization_refuses_it_at_catalog_load(monkeypatch: p
     plain = dataclasses.replace(FAMILIES["diffusers-image"], quantization=frozenset())
     monkeypatch.setattr(catalog_entry, "FAMILIES", {**FAMILIES, "diffusers-image": plain})
     with pytest.raises(
-        CatalogError, match=r"(?s)x\.yaml: model test/quantized: .*quantization nf4 is not supported by family"
+        CatalogError, match=r"(?s)x\.yaml:\d+: model test/quantized: .*quantization nf4 is not supported by family"
     ):
         parse_entries(NF4_ENTRY, "x.yaml")
 

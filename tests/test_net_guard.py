@@ -17,11 +17,11 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from limner.api.inputs import store_file_inputs
 from limner.api.tenancy import OPEN
 from limner.catalog import load_catalog
 from limner.catalog.inputs import parse_input
 from limner.errors import InvalidInput, LimitExceeded
+from limner.intake.files import store_file_inputs
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge, fetch
 from limner.net.guard import AllowList, IPAddress, Refused, classify, parse_allow_list, resolve_target
 from limner.settings import Settings

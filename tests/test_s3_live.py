@@ -136,7 +136,9 @@ def test_expired_results_are_deleted_from_the_bucket(
         time.sleep(0.2)
     # The route answers 410 from the clock; the cleanup pass (every 0.3 s here) deletes the objects.
     store = s3_server.client()
-    while store.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PREFIX}/projects/default/results/{short_id}/").get("KeyCount", 0):
+    while store.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PREFIX}/projects/default/results/{short_id}/").get(
+        "KeyCount", 0
+    ):
         assert time.monotonic() < deadline, f"{key} was never deleted"
         time.sleep(0.2)
     kept = http_s3.get(f"/v1/queue/{model}/requests/{request_id}").json()["images"][0]["url"]

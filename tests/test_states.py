@@ -106,4 +106,4 @@ def test_jobs_are_born_queued_or_from_the_cache() -> None:
     for status in (RUNNING, FAILED, CANCELED):
         with pytest.raises(ValueError, match="starts queued"):
             check_birth(status)
-    assert TERMINAL == {SUCCEEDED, FAILED, CANCELED}
+    assert {SUCCEEDED, FAILED, CANCELED} == TERMINAL

@@ -70,8 +70,8 @@ class FailingAfterInsert(JobStore):
     """The real store, whose transaction fails after the rows were inserted (a disk error at
     commit, say): the transaction must roll every row of the batch back."""
 
-    def _submit(self, conn: Connection, batch: Sequence[NewJob]) -> list[Submitted | IdempotencyConflict]:
-        written = super()._submit(conn, batch)
+    def write_new(self, conn: Connection, batch: Sequence[NewJob]) -> list[Submitted | IdempotencyConflict]:
+        written = super().write_new(conn, batch)
         assert conn.execute(select(func.count()).select_from(jobs)).scalar_one() == len(batch)
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
         return written  # pragma: no cover

@@ -19,6 +19,7 @@ DENOISING: Final = "denoising"
 DECODING: Final = "decoding"
 ENCODING_MEDIA: Final = "encoding media"
 UPLOADING: Final = "uploading"
+RUNNING_STEPS: Final = "running steps"  # a workflow: its steps' jobs are going
 COMPLETED: Final = "completed"
 CANCELED: Final = "canceled"
 

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     run_timeout_s: float = Field(default=600.0, gt=0, description="How long POST /v1/run waits.")
     stream_poll_s: float = Field(default=0.1, gt=0)
+    # Workflows and batches: coordinators in every API process and worker advance them.
+    coordinate: bool = Field(
+        default=True, description="Run the workflow and batch coordinators in this process (any number may)."
+    )
+    max_batch_rows: int = Field(default=100_000, ge=1, le=10_000_000, description="Most rows one batch may have.")
+    max_batch_file_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest batch input file (JSONL or CSV) uploaded or fetched."
+    )
+    batch_concurrency: int = Field(
+        default=16, ge=1, le=10_000, description="Rows of one batch in the queue at once, when it does not say."
+    )
+    coordinate_poll_s: float = Field(
+        default=0.05, gt=0, le=10, description="How often a coordinator looks for workflows and batches to advance."
+    )
     submit_batch_max: int = Field(default=256, ge=1, description="Most submissions one group commit holds.")
     # File inputs: uploads and URLs the API fetches.
     max_upload_bytes: int = Field(

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
-from limner.api.inputs import store_file_inputs
-from limner.api.job_options import job_options
-from limner.api.tenancy import caller_of
+from limner.api.job_options import RequestOptions, job_options
+from limner.api.tenancy import Caller, caller_of
 from limner.cache.modes import HEADER as CACHE_HEADER
-from limner.cache.modes import effective_mode, requested_mode
-from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
+from limner.cache.modes import requested_mode
+from limner.catalog.inputs import finalize_input, parse_input
 from limner.errors import InvalidInput
+from limner.intake.build import JobOptions, new_job
+from limner.intake.files import store_file_inputs
 from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
-from limner.store.records import NewJob, Submitted
+from limner.store.records import Submitted
 from limner.store.states import PRIORITIES
+from limner.workflows.spec import WorkflowEntry
+from limner.workflows.submit import workflow_job
 
 MAX_IDEMPOTENCY_KEY = 255
 # Deepest nesting of a JSON body: model inputs are flat objects with short lists, so this only
@@ -84,45 +86,34 @@ def check_idempotency_key(value: str | None) -> str | None:
 async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = None) -> Submitted:
     """Validate, store file inputs, and commit the job; returns once it is on disk. ``body``:
     the model's input when a route made it itself (the OpenAI-compatible ones), else the
-    request's JSON body."""
-    entry = ctx.catalog.get(model_id)
+    request's JSON body. A workflow id makes a workflow job (its steps follow)."""
+    target = ctx.catalog.callable(model_id)
     # fal clients name the priority (normal, low) in their own header.
     priority = parse_priority(request.headers.get("x-limner-priority") or request.headers.get("x-fal-queue-priority"))
     key = check_idempotency_key(request.headers.get("idempotency-key"))
-    options = await job_options(request, ctx.settings)
+    extra = await job_options(request, ctx.settings)
     if body is None:
         body = await read_json(request)
     else:
         check_json(body)
-    cache_mode = requested_mode(entry, request.headers.get(CACHE_HEADER))
     caller = caller_of(request)
     if ctx.quotas.active:
         await run_in_threadpool(ctx.quotas.check, caller.key_id)
+    if isinstance(target, WorkflowEntry):
+        options = _options(ctx, caller, priority, key, extra, None, target.max_attempts)
+        job = await run_in_threadpool(
+            workflow_job, target, body, options, ctx.catalog, ctx.storage, ctx.base_url(request), _policy(ctx)
+        )
+        job_id.set(job.id)
+        return await ctx.submitter.submit(job)
+    entry = target
+    options = _options(ctx, caller, priority, key, extra, requested_mode(entry, request.headers.get(CACHE_HEADER)))
     parsed = parse_input(entry, body)
     if parsed.file_fields:
-        policy = FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
         parsed = await run_in_threadpool(
-            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, policy=policy
+            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, policy=_policy(ctx)
         )
-    parsed = finalize_input(entry, parsed)
-    job = NewJob(
-        id=str(uuid.uuid4()),
-        model_id=entry.id,
-        task=entry.task,
-        priority=priority,
-        input=parsed.model_dump(mode="json"),
-        batch_key=batch_key(entry, parsed),
-        body_hash=body_hash({"model": entry.id, "body": body}),
-        idempotency_key=key,
-        max_attempts=entry.runtime.max_attempts or ctx.settings.max_attempts,
-        webhook_url=options.webhook_url,
-        webhook_events=options.webhook_events,
-        start_deadline_s=options.start_deadline_s,
-        result_ttl_s=options.result_ttl_s,
-        api_key_id=caller.key_id,
-        cache_mode=effective_mode(cache_mode, seed_given=body.get("seed") is not None),
-        project=caller.project,
-    )
+    job = new_job(entry, finalize_input(entry, parsed), body, options)
     seeded = body.get("seed") is not None
     lookup = job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")
     if lookup and key is None and ctx.submit_cache.may_answer(entry):
@@ -132,3 +123,29 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
             return served
     job_id.set(job.id)  # later log lines of this request name its job
     return await ctx.submitter.submit(job)
+
+
+def _policy(ctx: ApiContext) -> FetchPolicy:
+    return FetchPolicy.create(ctx.settings.fetch_allow_hosts, ctx.settings.fetch_timeout_s)
+
+
+def _options(
+    ctx: ApiContext,
+    caller: Caller,
+    priority: str,
+    key: str | None,
+    extra: RequestOptions,
+    cache_mode: str | None,
+    max_attempts: int | None = None,
+) -> JobOptions:
+    return JobOptions(
+        caller=caller,
+        priority=priority,
+        idempotency_key=key,
+        cache_mode=cache_mode,
+        webhook_url=extra.webhook_url,
+        webhook_events=extra.webhook_events,
+        start_deadline_s=extra.start_deadline_s,
+        result_ttl_s=extra.result_ttl_s,
+        max_attempts=max_attempts or ctx.settings.max_attempts,
+    )

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from limner import __version__
 from limner.api import errors
-from limner.api.background import Housekeeper, Reaper, UsageRecorder
+from limner.api.background import Coordinators, Housekeeper, Periodic, Reaper, UsageRecorder
 from limner.api.context import build_context
 from limner.api.middleware.auth import ApiKeyMiddleware
 from limner.api.middleware.bodylimit import BodyLimit
@@ -19,6 +19,7 @@ from limner.api.middleware.request_id import RequestIdMiddleware
 from limner.api.openai import images as openai_images
 from limner.api.openai import speech as openai_speech
 from limner.api.routes import (
+    batches,
     cache,
     files,
     health,
@@ -49,6 +50,7 @@ ROUTERS = (
     status_ws.router,
     webhooks.router,
     keys.router,
+    batches.router,
     cache.router,
     usage.router,
     metrics.router,
@@ -63,7 +65,9 @@ def create_app(
     """The API. ``on_stop`` runs when the server shuts down (``limner serve`` stops its workers
     there: uvicorn re-raises SIGTERM once it has shut down, so code after it never runs)."""
     ctx = build_context(settings, catalog)
-    services = (Reaper(ctx), Housekeeper(ctx), UsageRecorder(ctx))
+    services: list[Periodic] = [Reaper(ctx), Housekeeper(ctx), UsageRecorder(ctx)]
+    if settings.coordinate:
+        services.append(Coordinators(ctx))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -5,6 +5,8 @@
 - :class:`Housekeeper`: fails jobs past their start deadline, deletes expired results.
 - :class:`UsageRecorder`: writes a usage row for every finished job, refreshes which models
   have cache entries, and now and then sweeps cache entries whose media went.
+- :class:`Coordinators`: advances workflows whose steps changed, and batches (workers run the
+  same coordinators: whichever process is alive carries them on).
 
 Several API replicas may run all of them: every step is idempotent.
 """
@@ -97,3 +99,15 @@ class UsageRecorder(Periodic):
         if time.monotonic() - self._last_sweep > self.SWEEP_S:
             self.ctx.cache.purge_expired()
             self._last_sweep = time.monotonic()
+
+
+class Coordinators(Periodic):
+    name = "coordinators"
+
+    def __init__(self, ctx: ApiContext) -> None:
+        super().__init__(ctx.settings.coordinate_poll_s, self._step)
+        self.ctx = ctx
+
+    def _step(self) -> None:
+        while self.ctx.workflows.run_once() + self.ctx.batch_runner.run_once():  # all there is, then a tick
+            pass

@@ -5,6 +5,7 @@ holds a reference back to the context."""
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -14,13 +15,17 @@ from limner.api.middleware.auth import KeyAuth
 from limner.api.submitter import Submitter
 from limner.api.views import render_refs
 from limner.api.watcher import Watcher
+from limner.batches.coordinator import BatchCoordinator
 from limner.cache.store import CacheStore
 from limner.cache.submit import SubmitCache
 from limner.catalog import Catalog, load_catalog
+from limner.catalog.availability import HubEnv, HubProbe
+from limner.net.fetch import FetchPolicy
 from limner.quality.store import QualityStore
 from limner.quotas import QuotaGate, load_quotas
 from limner.settings import Settings
 from limner.storage import storage_for
+from limner.store.batches import BatchStore
 from limner.store.deliveries import Deliveries
 from limner.store.engine import Engines, make_engines, upgrade
 from limner.store.jobs import JobStore
@@ -31,6 +36,7 @@ from limner.store.usage import UsageStore
 from limner.store.workers import WorkerRegistry
 from limner.webhooks.sender import WebhookSender
 from limner.webhooks.service import build_sender
+from limner.workflows.coordinator import WorkflowCoordinator
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,11 @@ class ApiContext:
     usage: UsageStore
     quality: QualityStore
     quotas: QuotaGate
+    hub: HubEnv
+    hub_probe: HubProbe
+    workflows: WorkflowCoordinator
+    batches: BatchStore
+    batch_runner: BatchCoordinator
 
     def base_url(self, request: Request) -> str:
         """Absolute URLs in responses use the configured public URL, else the request's own."""
@@ -88,6 +99,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
         return settings.price_for("*")
 
     usage = UsageStore(engines, price_of)
+    hub = HubEnv.from_environ(os.environ)  # the hub's own variables (HF_HOME, HF_HUB_OFFLINE …)
     return ApiContext(
         settings=settings,
         catalog=catalog,
@@ -108,6 +120,19 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
         usage=usage,
         quality=QualityStore(engines),
         quotas=QuotaGate(load_quotas(settings.quotas), engines, usage),
+        hub=hub,
+        hub_probe=HubProbe(hub),
+        workflows=WorkflowCoordinator(engines, catalog, storage.inner, jobs, settings.public_url),
+        batches=BatchStore(engines),
+        batch_runner=BatchCoordinator(
+            engines,
+            catalog,
+            storage.inner,
+            jobs,
+            settings.public_url,
+            FetchPolicy.create(settings.fetch_allow_hosts, settings.fetch_timeout_s),
+            max_job_attempts=settings.max_attempts,
+        ),
     )
 
 

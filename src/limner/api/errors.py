@@ -121,6 +121,8 @@ def from_validation(errors: list[Any]) -> InvalidInput:
 
 def _from_http(exc: HTTPException) -> LimnerError:
     text = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 400:  # FastAPI's own "error parsing the body" (bad or too deep JSON)
+        return InvalidInput(f"the request body could not be read: {text}", loc=("body",))
     if exc.status_code == 404:
         return NotFound(text)
     if exc.status_code == 405:

@@ -72,7 +72,7 @@ OPTIONS_DOC: list[dict[str, Any]] = [
 
 
 @dataclass(frozen=True)
-class JobOptions:
+class RequestOptions:
     webhook_url: str | None = None
     webhook_events: str | None = None
     start_deadline_s: float | None = None
@@ -108,7 +108,7 @@ def check_webhook_url(url: str, field: str, settings: Settings) -> str:
     return url
 
 
-async def job_options(request: Request, settings: Settings) -> JobOptions:
+async def job_options(request: Request, settings: Settings) -> RequestOptions:
     params = request.query_params
     field = "webhook_url" if params.get("webhook_url") else "fal_webhook"
     url = params.get("webhook_url") or params.get("fal_webhook") or None
@@ -122,7 +122,7 @@ async def job_options(request: Request, settings: Settings) -> JobOptions:
     elif events:
         raise InvalidInput("webhook_events needs a webhook_url", loc=("query", "webhook_events"))
     ttl = _seconds(request, "result_ttl_s", "X-Limner-Result-TTL", MAX_TTL_S)
-    return JobOptions(
+    return RequestOptions(
         webhook_url=url,
         webhook_events=",".join(parsed_events) if url else None,
         start_deadline_s=_seconds(

@@ -15,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
 from limner.api.views import status_body
+from limner.store.jobs import WORKFLOW_TASK
 from limner.store.records import Job
 from limner.store.states import QUEUED
+from limner.workflows.coordinator import step_summaries
 
 QUEUED_RECHECK_S = 1.0
 RUNNING_RECHECK_S = 15.0
@@ -25,7 +27,10 @@ RUNNING_RECHECK_S = 15.0
 async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> dict[str, Any]:
     position = await run_in_threadpool(ctx.jobs.queue_position, job) if job.status == QUEUED else 0
     logs = await run_in_threadpool(ctx.jobs.logs, job.id) if with_logs else None
-    return status_body(job, base, position=position, logs=logs)
+    body = status_body(job, base, position=position, logs=logs)
+    if job.task == WORKFLOW_TASK:
+        body["steps"] = step_summaries(await run_in_threadpool(ctx.jobs.children, job.id))
+    return body
 
 
 async def status_updates(ctx: ApiContext, job: Job, base: str, with_logs: bool) -> AsyncIterator[str]:

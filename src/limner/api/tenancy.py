@@ -13,39 +13,13 @@ projects existed (no ``projects/`` prefix) belong to the ``default`` project.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from fastapi import Request, WebSocket
 
 from limner.errors import Forbidden, RequestNotFound
-from limner.storage.base import DEFAULT_PROJECT, project_of_key
 from limner.store.records import Job
+from limner.tenancy import OPEN, Caller
 
-
-@dataclass(frozen=True)
-class Caller:
-    """The identity behind a request: its key (None while keys are off), project and role."""
-
-    key_id: str | None
-    project: str
-    admin: bool
-
-    def sees_project(self, project: str) -> bool:
-        return self.admin or project == self.project
-
-    def sees(self, job: Job) -> bool:
-        return self.sees_project(job.project)
-
-    @property
-    def project_filter(self) -> str | None:
-        """The project a listing is limited to; None for an admin (every project)."""
-        return None if self.admin else self.project
-
-    def sees_file(self, storage_key: str) -> bool:
-        return self.sees_project(project_of_key(storage_key))
-
-
-OPEN = Caller(key_id=None, project=DEFAULT_PROJECT, admin=True)
+__all__ = ["OPEN", "Caller", "caller_of", "require_admin", "visible_job"]
 
 
 def caller_of(request: Request | WebSocket) -> Caller:
@@ -56,7 +30,7 @@ def caller_of(request: Request | WebSocket) -> Caller:
 
 def visible_job(caller: Caller, job: Job | None, request_id: str, model_id: str | None = None) -> Job:
     """The job, if it exists for this model and the caller may see it; else a 404."""
-    if job is None or not caller.sees(job) or (model_id is not None and job.model_id != model_id):
+    if job is None or not caller.sees_project(job.project) or (model_id is not None and job.model_id != model_id):
         where = f" for model {model_id}" if model_id else ""
         raise RequestNotFound(f"no request {request_id}{where}", loc=("path", "request_id"))
     return job

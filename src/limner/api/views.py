@@ -101,6 +101,10 @@ def summary(job: Job, base: str) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "error_type": job.error_type,
         "api_key_id": job.api_key_id,
+        "project": job.project,
+        "parent_id": job.parent_id,
+        "step": job.step_key,
+        "batch_id": job.batch_id,
         "status_url": f"{request_base(base, job)}/status",
         "response_url": request_base(base, job),
     }

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from limner.storage import Storage
 from limner.storage.base import key_of
-from limner.store import outbox
+from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore
 from limner.store.notify import notify
@@ -136,7 +136,7 @@ class CacheStore:
         """Write ``job`` as already succeeded with ``hit``'s result (an API-side hit)."""
         now = time.time()
         # The queued row the store would write, so that columns added to jobs stay filled.
-        row = job_store._row(job, now)
+        row = job_store.row_for(job, now)
         row.update(
             status=check_birth(SUCCEEDED),
             result=hit_result(hit, job.input, now, now),
@@ -157,7 +157,7 @@ class CacheStore:
             )
             self.record_hit(conn, hit, now)
             # A cached answer is a completion like any other: its webhook goes out too.
-            outbox.on_jobs(conn, [job.id], outbox.COMPLETED)
+            ended(conn, [job.id])
             notify(conn, [job.id])
 
     def hit_logged(self, conn: Connection, job_id: str, hit: CacheHit, now: float) -> None:

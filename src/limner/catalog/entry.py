@@ -235,7 +235,11 @@ class CatalogEntry(BaseModel):
             "license": self.license,
             "tags": list(self.tags),
             "defaults": self.defaults,
-            "limits": self.limits.model_dump(),
+            # Only the limits of the model's task: a background-removal model has no voices.
+            "limits": {
+                name: getattr(self.limits, name)
+                for name in TASKS[self.task].input_model.limit_names(refused=self.unsupported)
+            },
             "runtime": self.runtime.model_dump(),
             "levers": self.levers(),
             "unsupported": list(self.unsupported),

@@ -19,6 +19,9 @@ from limner.tasks.segment import PROMPT_FIELDS
 
 # Stable Video Diffusion's conditioning knobs, which no other video family has.
 SVD_FIELDS: Final = frozenset({"motion_bucket_id", "noise_aug_strength"})
+DIFFUSERS: Final = ("torch", "diffusers", "transformers")
+TRANSFORMERS: Final = ("torch", "transformers")
+VIDEO: Final = (*DIFFUSERS, "av")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class Family:
     # Fields honoured only when an entry turns a runtime option on: (option, fields) pairs. An
     # entry without the option refuses the fields like unsupported ones.
     gated_fields: tuple[tuple[str, frozenset[str]], ...] = ()
+    # The Python packages (import names) the family's module needs: a worker or API without
+    # them lists the family's models as unavailable (catalog.availability), without importing.
+    requires: tuple[str, ...] = DIFFUSERS
+    # The model repositories ship Python code: entries run only with runtime.trust_remote_code.
+    needs_remote_code: bool = False
 
     def refused_fields(self, runtime: Mapping[str, Any]) -> frozenset[str]:
         """The fields an entry with these runtime options refuses."""
@@ -59,49 +67,61 @@ FAMILIES: Final = MappingProxyType(
                 frozenset({"text-to-image"}),
                 gated_fields=(("ip_adapter", IP_ADAPTER_FIELDS),),
             ),
-            Family("realesrgan-ncnn", "limner.adapters.realesrgan_ncnn", frozenset({"upscale"})),
+            Family("realesrgan-ncnn", "limner.adapters.realesrgan_ncnn", frozenset({"upscale"}), requires=("ncnn",)),
             Family(
                 "mediapipe-selfie",
                 "limner.adapters.mediapipe_selfie",
                 frozenset({"segmentation", "background-removal"}),
                 unsupported_fields=PROMPT_FIELDS,
+                requires=("mediapipe", "cv2"),
             ),
-            Family("transformers-sam2", "limner.adapters.sam2", frozenset({"segmentation"})),
+            Family("transformers-sam2", "limner.adapters.sam2", frozenset({"segmentation"}), requires=TRANSFORMERS),
             Family(
                 "birefnet",
                 "limner.adapters.birefnet",
                 frozenset({"segmentation", "background-removal"}),
                 unsupported_fields=PROMPT_FIELDS,
+                requires=TRANSFORMERS,
+                needs_remote_code=True,
             ),
-            Family("faults", "limner.adapters.faults", frozenset({"text-to-image"})),
-            Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"})),
+            Family("faults", "limner.adapters.faults", frozenset({"text-to-image"}), requires=()),
+            Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"}), requires=TRANSFORMERS),
             Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
-            Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"})),
+            Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"}), requires=("piper",)),
             Family(
                 "wan",
                 "limner.adapters.wan",
                 frozenset({"text-to-video", "image-to-video"}),
                 unsupported_fields=SVD_FIELDS,
+                requires=VIDEO,
             ),
             Family(
                 "cogvideox",
                 "limner.adapters.cogvideox",
                 frozenset({"text-to-video", "image-to-video"}),
                 unsupported_fields=SVD_FIELDS,
+                requires=VIDEO,
             ),
             Family(
                 "stable-video-diffusion",
                 "limner.adapters.svd",
                 frozenset({"image-to-video"}),
                 unsupported_fields=frozenset({"prompt", "negative_prompt"}),  # it animates an image, no text
+                requires=VIDEO,
             ),
             Family(
                 "animatediff",
                 "limner.adapters.animatediff",
                 frozenset({"text-to-video"}),
                 unsupported_fields=SVD_FIELDS,
+                requires=VIDEO,
             ),
-            Family("shap-e", "limner.adapters.shap_e", frozenset({"text-to-3d", "image-to-3d"})),
+            Family(
+                "shap-e",
+                "limner.adapters.shap_e",
+                frozenset({"text-to-3d", "image-to-3d"}),
+                requires=(*VIDEO, "trimesh"),
+            ),
         )
     }
 )

@@ -18,17 +18,25 @@ from pydantic import ValidationError
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import CatalogError, UnknownModel
+from limner.workflows.spec import WorkflowEntry
 
-SECTIONS = ("models",)
+SECTIONS = ("models", "workflows")
 
 
 class Catalog:
-    """Models by id. Later files override earlier entries with the same id."""
+    """Models and workflows by id. Later files override earlier entries with the same id.
 
-    def __init__(self, entries: Iterable[CatalogEntry]) -> None:
+    Iterating yields the models; ``workflows()`` the workflows; ``callable(id)`` either kind,
+    for the routes that take any of them."""
+
+    def __init__(self, entries: Iterable[CatalogEntry], workflows: Iterable[WorkflowEntry] = ()) -> None:
         self._entries: dict[str, CatalogEntry] = {}
         for entry in entries:
             self._entries[entry.id] = entry
+        self._workflows: dict[str, WorkflowEntry] = {w.id: w for w in workflows}
+        both = sorted(set(self._entries) & set(self._workflows))
+        if both:
+            raise CatalogError(f"{both[0]} is both a model and a workflow; ids must be unique")
 
     def get(self, model_id: str) -> CatalogEntry:
         entry = self._entries.get(model_id)
@@ -37,6 +45,17 @@ class Catalog:
                 f"no model {model_id!r} in the catalog; GET /v1/models lists the models", loc=("path", "model_id")
             )
         return entry
+
+    def callable(self, model_id: str) -> CatalogEntry | WorkflowEntry:
+        """The model or workflow with this id (a 404 naming it otherwise)."""
+        workflow = self._workflows.get(model_id)
+        return workflow if workflow is not None else self.get(model_id)
+
+    def workflow(self, workflow_id: str) -> WorkflowEntry | None:
+        return self._workflows.get(workflow_id)
+
+    def workflows(self) -> list[WorkflowEntry]:
+        return sorted(self._workflows.values(), key=lambda w: w.id)
 
     def __contains__(self, model_id: object) -> bool:
         return model_id in self._entries
@@ -90,28 +109,62 @@ def read_sections(text: str, origin: str) -> dict[str, list[tuple[Any, int]]]:
     return sections
 
 
+def _name(item: Any, index: int) -> str:
+    return str(item.get("id", f"#{index}")) if isinstance(item, dict) else f"#{index}"
+
+
 def parse_entries(text: str, origin: str) -> list[CatalogEntry]:
+    return parse_file(text, origin)[0]
+
+
+# A workflow to check once every model is known: (entry, origin, line).
+PendingWorkflow = tuple[WorkflowEntry, str, int]
+
+
+def parse_file(text: str, origin: str) -> tuple[list[CatalogEntry], list[PendingWorkflow]]:
+    sections = read_sections(text, origin)
     entries = []
-    for index, (item, line) in enumerate(read_sections(text, origin).get("models", [])):
-        name = item.get("id", f"#{index}") if isinstance(item, dict) else f"#{index}"
+    for index, (item, line) in enumerate(sections.get("models", [])):
         try:
             entries.append(CatalogEntry.model_validate(item))
         except ValidationError as exc:
-            raise CatalogError(f"{origin}:{line}: model {name}: {one_line(exc)}") from None
-    return entries
+            raise CatalogError(f"{origin}:{line}: model {_name(item, index)}: {one_line(exc)}") from None
+    workflows = []
+    for index, (item, line) in enumerate(sections.get("workflows", [])):
+        try:
+            workflows.append((WorkflowEntry.model_validate(item), origin, line))
+        except ValidationError as exc:
+            raise CatalogError(f"{origin}:{line}: workflow {_name(item, index)}: {one_line(exc)}") from None
+    return entries, workflows
+
+
+def _default_text() -> str:
+    return (resources.files("limner.catalog") / "default.yaml").read_text(encoding="utf-8")
 
 
 def default_entries() -> list[CatalogEntry]:
-    text = (resources.files("limner.catalog") / "default.yaml").read_text(encoding="utf-8")
-    return parse_entries(text, "default catalog")
+    return parse_entries(_default_text(), "default catalog")
 
 
 def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
-    entries = default_entries()
+    entries, pending = parse_file(_default_text(), "default catalog")
     for path in extra_files:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise CatalogError(f"cannot read catalog file {path}: {exc.strerror or exc}") from None
-        entries.extend(parse_entries(text, str(path)))
-    return Catalog(entries)
+        more, flows = parse_file(text, str(path))
+        entries.extend(more)
+        pending.extend(flows)
+    models = {e.id: e for e in entries}
+    workflows: dict[str, WorkflowEntry] = {}
+    for workflow, _origin, _line in pending:  # later files override earlier workflows too
+        workflows[workflow.id] = workflow
+    for workflow, origin, line in pending:
+        if workflows[workflow.id] is not workflow:
+            continue
+        try:
+            workflow.check_against(models)
+        except ValueError as exc:
+            raise CatalogError(f"{origin}:{line}: workflow {workflow.id}: {exc}") from None
+    return Catalog(entries, workflows.values())

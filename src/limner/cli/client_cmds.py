@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from limner.client import ApiError, Client, Status
 
@@ -57,7 +57,10 @@ def run(
     inputs: Annotated[list[str] | None, typer.Option("-i", "--input", help="key=value (repeatable); key=@file")] = None,
     url: Url = DEFAULT_URL,
     priority: Annotated[str | None, typer.Option("--priority", help="high, normal or low.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the output files in this folder.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Save the output files in this folder, under their own names (images-0.png …)."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job to its end.")] = True,
 ) -> None:
     """Submit a job, show its progress, print its result."""
@@ -73,7 +76,7 @@ def run(
         except ApiError as exc:
             raise _fail(exc) from None
         if out:
-            _save(client, result, out, prefix=handle.request_id[:8])
+            _save(client, result, out)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -93,8 +96,10 @@ def _follow(client: Client, model: str, request_id: str) -> dict[str, Any]:
         return client.wait(model, request_id, on_queue_update=update).raw
 
 
-def _save(client: Client, result: dict[str, Any], folder: Path, prefix: str) -> None:
-    """Download every output file as <request id prefix>-<name>, so runs never overwrite."""
+def _save(client: Client, result: dict[str, Any], folder: Path) -> None:
+    """Download every output file into ``folder`` under its own name (``images-0.png``,
+    ``videos-0.mp4`` …), replacing a file of that name, as ``curl -o`` does: the next command
+    can name it. Each saved path is printed."""
     folder.mkdir(parents=True, exist_ok=True)
     for key, files in result.items():
         if not isinstance(files, list):
@@ -102,7 +107,7 @@ def _save(client: Client, result: dict[str, Any], folder: Path, prefix: str) -> 
         for item in files:
             if isinstance(item, dict) and "url" in item:
                 name = os.path.basename(urlparse(item["url"]).path)
-                target = folder / f"{prefix}-{name}"
+                target = folder / name
                 target.write_bytes(client.download(item["url"]))
                 console.print(f"saved {key} → {target}")
 
@@ -117,9 +122,11 @@ def models_list(
             models = client.models(task)
         except ApiError as exc:
             raise _fail(exc) from None
-    table = Table("id", "task", "source", "title")
+    table = Table(Column("id", no_wrap=True), "task", "available", "why not")
     for m in models:
-        table.add_row(m["id"], m["task"], m["source"], m.get("title") or "")
+        available = m.get("available") or {}
+        ok = bool(available.get("ok"))
+        table.add_row(m["id"], m["task"], "yes" if ok else "[red]no[/red]", "" if ok else available.get("reason", ""))
     Console().print(table)
 
 

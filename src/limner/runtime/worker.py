@@ -31,7 +31,7 @@ from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.residency import MB, Residency
-from limner.runtime.stats import worker_stats
+from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
 from limner.storage import storage_for
 from limner.storage.base import key_of, ref, result_key
@@ -78,6 +78,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.cache = WorkerCache(settings, self.engines, self.storage, self.queue, self.id)
         self.quality = QualityMonitor(settings, self.engines, self.storage, self.device)
+        self.report = WorkerReport(catalog, self.device)
         self.stop_event = threading.Event()
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
@@ -101,6 +102,7 @@ class Worker:
             pid=os.getpid(),
             device=self.device,
             memory_budget_mb=self.residency.budget_bytes // MB,
+            stats=self.report.stats(self.residency, self.batches_run, self.cache, self.quality),
         )
         log.info(
             "worker %s on %s, budget %d MB, store %s",
@@ -366,7 +368,7 @@ class Worker:
                 lost = self.queue.renew(self.id, live)
                 for c in contexts:
                     c.mark_lost(lost)
-                stats = worker_stats(self.residency, self.batches_run, self.cache, self.quality)
+                stats = self.report.stats(self.residency, self.batches_run, self.cache, self.quality)
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=stats)
                 if ctx is not None and ctx.live() and time.monotonic() > self._deadline:
                     self._give_up(ctx)

@@ -12,7 +12,7 @@ import time
 from sqlalchemy import Connection, insert, select
 
 from limner import progress
-from limner.store import outbox
+from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.schema import job_events, jobs
@@ -46,7 +46,7 @@ def expire_unstarted(conn: Connection, now: float | None = None) -> list[str]:
                 for j in expired
             ],
         )
-        outbox.on_jobs(conn, expired, outbox.COMPLETED)
+        ended(conn, expired)
         notify(conn, expired)
     return expired
 

@@ -13,7 +13,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from limner import progress
 from limner.errors import IdempotencyConflict
-from limner.store import outbox
+from limner.store.children import stop_children
+from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job, LogLine, NewJob, Submitted
@@ -21,6 +22,7 @@ from limner.store.schema import job_events, jobs
 from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, check_birth, move, rank_for
 
 CancelOutcome = Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]
+WORKFLOW_TASK = "workflow"  # a workflow's own job (limner.workflows); its steps are jobs of their models
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class JobFilter:
     task: str | None = None
     api_key_id: str | None = None
     project: str | None = None  # None: every project (an admin's view)
+    parent_id: str | None = None  # a workflow's step jobs
+    top_level: bool = False  # no step jobs
 
     def conditions(self) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -48,6 +52,10 @@ class JobFilter:
             out.append(jobs.c.api_key_id == self.api_key_id)
         if self.project is not None:
             out.append(jobs.c.project == self.project)
+        if self.parent_id is not None:
+            out.append(jobs.c.parent_id == self.parent_id)
+        if self.top_level:
+            out.append(jobs.c.parent_id.is_(None))
         return out
 
 
@@ -67,17 +75,19 @@ class JobStore:
         """
         try:
             with self.engines.write.begin() as conn:
-                return self._submit(conn, batch)
+                return self.write_new(conn, batch)
         except IntegrityError:
             if len(batch) == 1:
                 with self.engines.write.begin() as conn:
-                    return self._submit(conn, batch)
+                    return self.write_new(conn, batch)
             out: list[Submitted | IdempotencyConflict] = []
             for item in batch:
                 out.extend(self.submit_many([item]))
             return out
 
-    def _submit(self, conn: Connection, batch: Sequence[NewJob]) -> list[Submitted | IdempotencyConflict]:
+    def write_new(self, conn: Connection, batch: Sequence[NewJob]) -> list[Submitted | IdempotencyConflict]:
+        """Insert new jobs (and their first log lines) inside the caller's transaction; a
+        repeated Idempotency-Key resolves to the earlier job."""
         keys = [j.idempotency_key for j in batch if j.idempotency_key]
         known: dict[str, tuple[str, str]] = {}
         if keys:
@@ -104,7 +114,7 @@ class JobStore:
                 continue
             if key:
                 known[key] = (item.id, item.body_hash)
-            rows_to_insert.append(self._row(item, now))
+            rows_to_insert.append(self.row_for(item, now))
             out.append(Submitted(job_id=item.id, created=True))
         if rows_to_insert:
             conn.execute(insert(jobs), rows_to_insert)
@@ -123,7 +133,7 @@ class JobStore:
             )
         return out
 
-    def _row(self, item: NewJob, now: float) -> dict[str, Any]:
+    def row_for(self, item: NewJob, now: float) -> dict[str, Any]:
         return {
             "id": item.id,
             "model_id": item.model_id,
@@ -148,12 +158,37 @@ class JobStore:
             "api_key_id": item.api_key_id,
             "cache_mode": item.cache_mode,
             "project": item.project,
+            "parent_id": item.parent_id,
+            "step_key": item.step_key,
+            "step_attempt": item.step_attempt,
+            "deadline_at": now + item.deadline_s if item.deadline_s else None,
+            "batch_id": item.batch_id,
+            "advance_due": item.advance_due,
         }
 
     def cancel(self, job_id: str) -> CancelOutcome | None:
-        """Cancel a job: a queued one never runs; a running one stops at its next step."""
+        """Cancel a job: a queued one never runs; a running one stops at its next step. A
+        workflow job (no worker holds it) is canceled at once, and so are its steps."""
         now = time.time()
         with self.engines.write.begin() as conn:
+            workflow = conn.execute(
+                move(
+                    CANCELED,
+                    jobs.c.id == job_id,
+                    jobs.c.task == WORKFLOW_TASK,
+                    finished_at=now,
+                    updated_at=now,
+                    error="canceled",
+                    error_type="canceled",
+                    progress=progress.make(progress.CANCELED),
+                )
+            ).rowcount
+            if workflow:
+                stopped = stop_children(conn, job_id, "its workflow was canceled")
+                self._log(conn, job_id, "info", "api", f"canceled; {stopped} step job(s) stopped")
+                ended(conn, [job_id])
+                notify(conn, [job_id])
+                return "CANCELLATION_REQUESTED"
             done = conn.execute(
                 move(
                     CANCELED,
@@ -168,7 +203,7 @@ class JobStore:
             ).rowcount
             if done:
                 self._log(conn, job_id, "info", "api", "canceled while queued")
-                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
+                ended(conn, [job_id])
                 notify(conn, [job_id])
                 return "CANCELLATION_REQUESTED"
             flagged = conn.execute(
@@ -201,6 +236,12 @@ class JobStore:
         with self.engines.read.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
         return Job.from_row(row) if row else None
+
+    def children(self, parent_id: str) -> list[Job]:
+        """A workflow job's step jobs, oldest first."""
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(select(jobs).where(jobs.c.parent_id == parent_id).order_by(jobs.c.created_at))
+            return [Job.from_row(r) for r in rows]
 
     def queue_position(self, job: Job) -> int:
         """How many queued jobs will be claimed before this one (0 = next)."""

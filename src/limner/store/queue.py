@@ -16,6 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from limner.store import outbox
 from limner.store.deadlines import expire_unstarted
+from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.notify import notify
 from limner.store.records import Job
@@ -231,7 +232,7 @@ class WorkQueue:
             note = "will retry" if requeue else "failed"
             _log(conn, job_id, "error", "worker", f"{error_type}: {message} ({note})", now)
             if not requeue:
-                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
+                ended(conn, [job_id])
             notify(conn, [job_id])
         return QUEUED if requeue else FAILED
 
@@ -252,7 +253,7 @@ class WorkQueue:
                 if also is not None:
                     also(conn)
                 _log(conn, job_id, "info", "worker", note, time.time())
-                outbox.on_jobs(conn, [job_id], outbox.COMPLETED)
+                ended(conn, [job_id])
                 notify(conn, [job_id])
         return bool(done)
 
@@ -323,7 +324,7 @@ class WorkQueue:
             for job_id in requeued:
                 _log(conn, job_id, "warning", "reaper", "worker lost; job returned to the queue", now)
             touched = [*canceled, *lost, *requeued]
-            outbox.on_jobs(conn, [*canceled, *lost], outbox.COMPLETED)
+            ended(conn, [*canceled, *lost])
             notify(conn, touched)
         return touched
 

@@ -31,6 +31,13 @@ class NewJob:
     api_key_id: str | None = None
     cache_mode: str | None = None
     project: str = DEFAULT_PROJECT
+    # A workflow step's job (limner.workflows) and a batch row's job (limner.batches).
+    parent_id: str | None = None
+    step_key: str | None = None
+    step_attempt: int | None = None
+    deadline_s: float | None = None
+    batch_id: str | None = None
+    advance_due: bool = False  # a workflow job: the coordinator starts it
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,12 @@ class Job:
     api_key_id: str | None = None
     cache_mode: str | None = None
     project: str = DEFAULT_PROJECT
+    parent_id: str | None = None
+    step_key: str | None = None
+    step_attempt: int | None = None
+    advance_due: bool = False
+    deadline_at: float | None = None
+    batch_id: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -123,6 +136,12 @@ class Job:
             api_key_id=m.get("api_key_id"),
             cache_mode=m.get("cache_mode"),
             project=m.get("project") or DEFAULT_PROJECT,
+            parent_id=m.get("parent_id"),
+            step_key=m.get("step_key"),
+            step_attempt=m.get("step_attempt"),
+            advance_due=bool(m.get("advance_due")),
+            deadline_at=m.get("deadline_at"),
+            batch_id=m.get("batch_id"),
         )
 
 

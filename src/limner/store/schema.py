@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -77,6 +78,16 @@ jobs = Table(
     # The project the job belongs to (migration 0004): only keys of that project, and admins,
     # see it. Its files live under projects/<project>/ in the media storage.
     Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
+    # Workflows and batches (migration 0005): a step's job names its workflow job, the step
+    # (``scene``, ``views.2`` for a fan-out run) and the attempt; advance_due marks a workflow
+    # job whose steps changed (set in the transaction that ended the step); deadline_at is a
+    # step's own timeout; batch_id the batch a row's job belongs to.
+    Column("parent_id", String(36), nullable=True),
+    Column("step_key", String(100), nullable=True),
+    Column("step_attempt", Integer, nullable=True),
+    Column("advance_due", Boolean, nullable=False, server_default=false()),
+    Column("deadline_at", Float, nullable=True),
+    Column("batch_id", String(40), nullable=True),
     Index("ix_jobs_status_rank", "status", "rank"),
     Index("ix_jobs_model_status_rank", "model_id", "status", "rank"),
     Index("ix_jobs_status_lease", "status", "lease_expires_at"),
@@ -85,6 +96,64 @@ jobs = Table(
     Index("ix_jobs_key_created", "api_key_id", "created_at"),
     Index("ix_jobs_finished", "finished_at"),
     Index("ix_jobs_project_created", "project", "created_at"),
+    Index("ix_jobs_parent", "parent_id"),
+    Index("ux_jobs_step", "parent_id", "step_key", "step_attempt", unique=True),
+    Index("ix_jobs_advance_due", "advance_due"),
+    Index("ix_jobs_deadline", "status", "deadline_at"),
+    Index("ix_jobs_batch", "batch_id"),
+)
+
+# A batch run: a model or workflow over many rows (migration 0005). Rows are loaded from the
+# input file in chunks and admitted into the queue as capacity frees up (limner.batches).
+# status: validating | in_progress | cancelling | completed | cancelled | failed
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("api_key_id", String(40), nullable=True),
+    Column("model_id", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("priority", String(8), nullable=False),
+    Column("max_concurrency", Integer, nullable=False),
+    Column("input_key", Text, nullable=False),
+    Column("input_format", String(8), nullable=False),
+    Column("template", Json, nullable=True),
+    Column("metadata", Json, nullable=True),
+    Column("total", Integer, nullable=False),
+    Column("loaded", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("advance_due", Boolean, nullable=False, server_default=false()),
+    # The coordinator working on the batch (loading or admitting rows), until its lease ends.
+    Column("lease_owner", String(80), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("retry_of", String(40), nullable=True),
+    Column("result_ttl_s", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_batches_project_created", "project", "created_at"),
+    Index("ix_batches_status", "status"),
+)
+
+# status: pending (not admitted yet) | admitted (its job exists) | succeeded | failed | canceled
+batch_rows = Table(
+    "batch_rows",
+    metadata,
+    Column("batch_id", String(40), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("custom_id", String(255), nullable=False),
+    Column("input", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("job_id", String(36), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_type", String(40), nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ux_batch_rows_custom_id", "batch_id", "custom_id", unique=True),
+    Index("ix_batch_rows_status", "batch_id", "status", "idx"),
+    Index("ix_batch_rows_job", "job_id"),
 )
 
 job_events = Table(

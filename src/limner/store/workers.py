@@ -17,7 +17,16 @@ class WorkerRegistry:
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
 
-    def register(self, *, worker_id: str, hostname: str, pid: int, device: str, memory_budget_mb: int) -> None:
+    def register(
+        self,
+        *,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        device: str,
+        memory_budget_mb: int,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
         now = time.time()
         with self.engines.write.begin() as conn:
             conn.execute(delete(workers).where(workers.c.id == worker_id))
@@ -33,6 +42,7 @@ class WorkerRegistry:
                     started_at=now,
                     heartbeat_at=now,
                     stopped_at=None,
+                    stats=stats,
                 )
             )
 

@@ -33,18 +33,18 @@ TASKS: Final = MappingProxyType(
     {
         spec.id: spec
         for spec in (
-            TaskSpec("text-to-image", TextToImageInput, "images", "Text to image"),
+            TaskSpec("text-to-image", TextToImageInput, "images", "Text to image", ("control_maps",)),
             TaskSpec("image-to-image", ImageToImageInput, "images", "Image to image"),
             TaskSpec("inpainting", InpaintingInput, "images", "Inpainting"),
             TaskSpec("text-to-audio", TextToAudioInput, "audio", "Text to audio (music and sound)"),
             TaskSpec("text-to-speech", TextToSpeechInput, "audio", "Text to speech"),
-            TaskSpec("text-to-video", TextToVideoInput, "videos", "Text to video"),
-            TaskSpec("image-to-video", ImageToVideoInput, "videos", "Image to video"),
-            TaskSpec("text-to-3d", TextTo3DInput, "meshes", "Text to 3D"),
-            TaskSpec("image-to-3d", ImageTo3DInput, "meshes", "Image to 3D"),
+            TaskSpec("text-to-video", TextToVideoInput, "videos", "Text to video", ("previews",)),
+            TaskSpec("image-to-video", ImageToVideoInput, "videos", "Image to video", ("previews",)),
+            TaskSpec("text-to-3d", TextTo3DInput, "meshes", "Text to 3D", ("previews",)),
+            TaskSpec("image-to-3d", ImageTo3DInput, "meshes", "Image to 3D", ("previews",)),
             TaskSpec("upscale", UpscaleInput, "images", "Upscale (super-resolution)"),
             TaskSpec("segmentation", SegmentationInput, "masks", "Segmentation"),
-            TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal"),
+            TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal", ("masks",)),
         )
     }
 )

@@ -42,6 +42,9 @@ class TextToAudioInput(AudioOutput):
         {"prompt", "negative_prompt", "seed", "num_outputs", "output_format", "sample_rate", "melody"}
     )
     file_fields: ClassVar[dict[str, str]] = {"melody": "audio"}
+    limit_fields: ClassVar[frozenset[str]] = frozenset(
+        {"max_prompt_chars", "max_duration_s", "max_steps", "max_outputs", "max_guidance_scale"}
+    )
 
     prompt: str = Field(min_length=1, description="The music or sound to make.")
     negative_prompt: str | None = Field(default=None, description="What to avoid (diffusion models).")

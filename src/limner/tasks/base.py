@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,6 +60,15 @@ class Limits(BaseModel):
     max_points: int = Field(default=16, ge=1)
 
 
+# The limits a file input of each kind is checked against (bytes, and pixels or duration).
+FILE_LIMITS: dict[str, frozenset[str]] = {
+    "image": frozenset({"max_input_bytes", "max_input_pixels"}),
+    "mask": frozenset({"max_input_bytes", "max_input_pixels"}),
+    "audio": frozenset({"max_input_bytes", "max_input_audio_s"}),
+}
+SIZE_LIMITS = frozenset({"min_width", "min_height", "max_width", "max_height", "max_pixels", "size_multiple"})
+
+
 class TaskInput(BaseModel):
     """Base of every task's input. Unknown fields are refused, never ignored."""
 
@@ -69,6 +79,20 @@ class TaskInput(BaseModel):
     # Fields that hold files, by kind ("image", "mask", "audio"): data URIs or URLs on the way
     # in, storage references once the API has checked and stored them.
     file_fields: ClassVar[dict[str, str]] = {}
+    # The Limits this task's checks read (file-input limits follow from file_fields): what
+    # /v1/models shows for a model of the task, and nothing else.
+    limit_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def limit_names(cls, refused: Iterable[str] = ()) -> tuple[str, ...]:
+        """Every limit that applies to this task, in Limits' own order; file-input limits only
+        for file fields a model accepts (not in ``refused``)."""
+        names = set(cls.limit_fields)
+        skip = set(refused)
+        for field, kind in cls.file_fields.items():
+            if field not in skip:
+                names |= FILE_LIMITS.get(kind, frozenset())
+        return tuple(name for name in Limits.model_fields if name in names)
 
     def check_limits(self, limits: Limits) -> None:
         """Raise LimitExceeded naming the first field over one of ``limits``."""
@@ -126,11 +150,21 @@ def check_size(width: int | None, height: int | None, limits: Limits) -> None:
         raise over("width", f"{width}x{height}", "max_pixels", limits.max_pixels)
 
 
+# Fields every result has, whatever its task (see the worker's result).
+RESULT_FIELDS: frozenset[str] = frozenset({"seed", "timings", "model", "input", "usage", "cache", "batch_size"})
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task id bound to its input schema and the key its outputs are listed under."""
+    """A task id bound to its input schema, the key its outputs are listed under, and every
+    key its results may carry (what a workflow step may reference)."""
 
     id: str
     input_model: type[TaskInput]
     output_key: str
     title: str
+    extra_outputs: tuple[str, ...] = ()
+
+    @property
+    def result_keys(self) -> frozenset[str]:
+        return RESULT_FIELDS | {self.output_key, *self.extra_outputs}

@@ -10,7 +10,16 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
+from limner.tasks.base import (
+    MAX_SEED,
+    SIZE_LIMITS,
+    Limits,
+    TaskInput,
+    check_prompts,
+    check_size,
+    over,
+    size_schema,
+)
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 
@@ -27,6 +36,12 @@ class _Generation(TaskInput):
         {"prompt", "negative_prompt", "seed", "num_outputs", "output_format"}
     )
     file_fields: ClassVar[dict[str, str]] = {"control_image": "image", "ip_adapter_image": "image"}
+    limit_fields: ClassVar[frozenset[str]] = SIZE_LIMITS | {
+        "max_prompt_chars",
+        "max_steps",
+        "max_outputs",
+        "max_guidance_scale",
+    }
 
     prompt: str = Field(min_length=1, description="What to draw.")
     negative_prompt: str | None = Field(

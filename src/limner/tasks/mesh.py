@@ -17,6 +17,9 @@ MESH_FORMATS: tuple[MeshFormat, ...] = ("glb", "ply")
 
 
 class _MeshGeneration(TaskInput):
+    limit_fields: ClassVar[frozenset[str]] = frozenset(
+        {"max_prompt_chars", "max_steps", "max_guidance_scale", "max_mesh_resolution", "max_frames", "max_preview_size"}
+    )
     per_item_fields: ClassVar[frozenset[str]] = frozenset(
         {"prompt", "seed", "output_formats", "preview", "preview_frames", "preview_size"}
     )

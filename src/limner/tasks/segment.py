@@ -24,6 +24,7 @@ Box = tuple[float, float, float, float]
 
 class SegmentationInput(TaskInput):
     per_item_fields: ClassVar[frozenset[str]] = frozenset({"image", "points", "point_labels", "box"})
+    limit_fields: ClassVar[frozenset[str]] = frozenset({"max_points"})
     file_fields: ClassVar[dict[str, str]] = {"image": "image"}
 
     image: str = Field(description="The image to segment: a data: URI, or a URL of a file this server holds.")

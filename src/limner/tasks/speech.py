@@ -18,6 +18,7 @@ from limner.tasks.base import Limits, over
 
 class TextToSpeechInput(AudioOutput):
     per_item_fields: ClassVar[frozenset[str]] = frozenset({"text", "voice", "speed", "output_format", "sample_rate"})
+    limit_fields: ClassVar[frozenset[str]] = frozenset({"max_text_chars", "voices"})
 
     text: str = Field(min_length=1, description="What to say. Sentences are spoken one after another.")
     voice: str | None = Field(

@@ -18,6 +18,7 @@ from limner.tasks.image import ImageFormat
 
 class UpscaleInput(TaskInput):
     per_item_fields: ClassVar[frozenset[str]] = frozenset({"image", "output_format"})
+    limit_fields: ClassVar[frozenset[str]] = frozenset({"max_scale", "min_tile_size", "max_tile_size"})
     file_fields: ClassVar[dict[str, str]] = {"image": "image"}
 
     image: str = Field(description="The image to upscale: a data: URI, or a URL of a file this server holds.")

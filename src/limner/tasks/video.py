@@ -13,7 +13,16 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from limner.errors import LimitExceeded
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
+from limner.tasks.base import (
+    MAX_SEED,
+    SIZE_LIMITS,
+    Limits,
+    TaskInput,
+    check_prompts,
+    check_size,
+    over,
+    size_schema,
+)
 
 VideoFormat = Literal["mp4"]
 
@@ -22,6 +31,16 @@ class _VideoGeneration(TaskInput):
     """Fields every video task shares."""
 
     per_item_fields: ClassVar[frozenset[str]] = frozenset({"prompt", "negative_prompt", "seed", "output_format"})
+    limit_fields: ClassVar[frozenset[str]] = SIZE_LIMITS | {
+        "max_prompt_chars",
+        "min_frames",
+        "max_frames",
+        "frames_multiple",
+        "max_fps",
+        "max_duration_s",
+        "max_steps",
+        "max_guidance_scale",
+    }
 
     negative_prompt: str | None = Field(
         default=None, description="What to avoid (models with classifier-free guidance)."

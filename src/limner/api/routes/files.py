@@ -9,9 +9,9 @@ URLs handed out before a move to S3 (or kept past a presigned URL's expiry) keep
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -19,8 +19,9 @@ from starlette.datastructures import UploadFile
 from limner.api.context import ApiContext, get_ctx
 from limner.api.file_urls import unwrap
 from limner.api.tenancy import caller_of
+from limner.batches.rows import sniff_format
 from limner.errors import InvalidInput, NotFound, PayloadTooLarge
-from limner.media.sniff import ACCEPTED, sniff
+from limner.media.sniff import ACCEPTED, Sniffed, sniff
 from limner.media.types import content_type_for
 from limner.storage import LocalStorage
 from limner.storage.base import check_key, project_key
@@ -50,7 +51,8 @@ UPLOAD_BODY: dict[str, Any] = {
 
 def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the upload is over this server's limit of {limit} bytes (max_upload_bytes)", loc=("body", FIELD)
+        f"the upload is over this server's limit of {limit} bytes (max_upload_bytes, max_batch_file_bytes)",
+        loc=("body", FIELD),
     )
 
 
@@ -81,10 +83,28 @@ async def read_multipart(request: Request, limit: int) -> bytes:
         return data
 
 
+def sniff_batch_file(data: bytes) -> Sniffed:
+    """A batch's input: UTF-8 text, JSONL or CSV (its rows are checked when a batch names it)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("a batch input file must be UTF-8 text (JSONL or CSV)", loc=("body", FIELD)) from None
+    fmt = sniff_format(data)
+    return Sniffed("batch", fmt, "application/jsonl" if fmt == "jsonl" else "text/csv")
+
+
 @router.post("/v1/files", status_code=201, openapi_extra=UPLOAD_BODY, response_class=JSONResponse)
-async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
-    """Store an image or audio file; answers 201 with a URL to use in any file field."""
-    limit = ctx.settings.max_upload_bytes
+async def upload_file(
+    request: Request,
+    ctx: Ctx,
+    purpose: Annotated[
+        Literal["input", "batch"],
+        Query(description="input: an image or audio file; batch: a JSONL or CSV batch input."),
+    ] = "input",
+) -> JSONResponse:
+    """Store an image or audio file (or a batch's input file); answers 201 with a URL to use in
+    any file field (or as a batch's input_file)."""
+    limit = ctx.settings.max_batch_file_bytes if purpose == "batch" else ctx.settings.max_upload_bytes
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         data = await read_multipart(request, limit)
@@ -92,7 +112,7 @@ async def upload_file(request: Request, ctx: Ctx) -> JSONResponse:
         data = await read_raw(request, limit)
     if not data:
         raise InvalidInput("the upload is empty", loc=("body", FIELD))
-    sniffed = sniff(data, FIELD)
+    sniffed = sniff_batch_file(data) if purpose == "batch" else sniff(data, FIELD)
     key = project_key(caller_of(request).project, f"uploads/{hashlib.sha256(data).hexdigest()}.{sniffed.extension}")
     storage = ctx.storage
     if not await run_in_threadpool(storage.exists, key):

@@ -13,7 +13,7 @@ from limner.api.context import ApiContext, get_ctx
 from limner.api.tenancy import caller_of
 from limner.api.views import summary
 from limner.errors import InvalidInput
-from limner.store.jobs import JobFilter
+from limner.store.jobs import WORKFLOW_TASK, JobFilter
 from limner.store.states import PRIORITIES, STATUSES
 from limner.tasks import TASK_IDS
 
@@ -48,6 +48,8 @@ async def list_requests(
     priority: Annotated[str | None, Query(description="high, normal or low.")] = None,
     task: Annotated[str | None, Query(description="A task id, e.g. text-to-image.")] = None,
     key: Annotated[str | None, Query(description="Only jobs submitted with this API key id.")] = None,
+    parent: Annotated[str | None, Query(description="Only the step jobs of this workflow request.")] = None,
+    top_level: Annotated[bool, Query(description="Leave out workflow steps' jobs.")] = False,
 ) -> dict[str, Any]:
     statuses: tuple[str, ...] | None = None
     if status:
@@ -62,7 +64,7 @@ async def list_requests(
             )
     if priority is not None and priority not in PRIORITIES:
         raise InvalidInput("priority must be one of high, normal, low", loc=("query", "priority"))
-    if task is not None and task not in TASK_IDS:
+    if task is not None and task not in (*TASK_IDS, WORKFLOW_TASK):
         raise InvalidInput(f"task must be one of {', '.join(TASK_IDS)}", loc=("query", "task"))
     filters = JobFilter(
         created_after=created_after,
@@ -71,6 +73,8 @@ async def list_requests(
         task=task,
         api_key_id=key,
         project=caller_of(request).project_filter,
+        parent_id=parent,
+        top_level=top_level,
     )
     after = decode_cursor(cursor) if cursor else None
     page = await run_in_threadpool(

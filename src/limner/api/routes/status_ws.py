@@ -32,7 +32,7 @@ async def status_ws(
     ctx: ApiContext = websocket.app.state.limner
     await websocket.accept()
     job = await run_in_threadpool(ctx.jobs.get, request_id)
-    if job is None or job.model_id != f"{owner}/{name}" or not caller_of(websocket).sees(job):
+    if job is None or job.model_id != f"{owner}/{name}" or not caller_of(websocket).sees_project(job.project):
         await websocket.close(code=NOT_FOUND, reason=f"no request {request_id} for model {owner}/{name}")
         return
     base = ctx.settings.base_url.rstrip("/") if ctx.settings.base_url else _http_base(websocket)

@@ -34,7 +34,7 @@ def _listing(
 async def _visible_delivery(ctx: ApiContext, caller: Caller, delivery_id: str) -> Delivery:
     delivery = await run_in_threadpool(ctx.deliveries.get, delivery_id)
     job = await run_in_threadpool(ctx.jobs.get, delivery.job_id) if delivery is not None else None
-    if delivery is None or (not caller.admin and (job is None or not caller.sees(job))):
+    if delivery is None or (not caller.admin and (job is None or not caller.sees_project(job.project))):
         raise NotFound(f"no webhook delivery {delivery_id}", loc=("path", "delivery_id"))
     return delivery
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import ParseResult, urlparse
 
-from limner.api.tenancy import Caller
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
 from limner.media.audio import check_audio
@@ -28,8 +27,9 @@ from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 from limner.net.fetch import FetchFailed, FetchPolicy, TooLarge
 from limner.net.guard import Refused
 from limner.storage import Storage
-from limner.storage.base import check_key, project_key, ref
+from limner.storage.base import REF_PREFIX, check_key, key_of, project_key, ref
 from limner.tasks import Limits, TaskInput
+from limner.tenancy import Caller
 
 FILES_PATH = "/v1/files/"
 
@@ -70,7 +70,7 @@ CHECKS: dict[str, Callable[[bytes, str, Limits], CheckedFile]] = {
 
 def store_file_inputs(
     parsed: TaskInput,
-    entry: CatalogEntry,
+    entry: CatalogEntry | Limits,
     storage: Storage,
     base: str,
     caller: Caller,
@@ -86,7 +86,7 @@ def store_file_inputs(
         return parsed
     updates: dict[str, object] = {}
     image_size: tuple[int, int] | None = None
-    limits = entry.limits
+    limits = entry.limits if isinstance(entry, CatalogEntry) else entry
     for name, kind in sorted(parsed.file_fields.items()):
         value = getattr(parsed, name)
         if value is None:
@@ -96,10 +96,12 @@ def store_file_inputs(
             raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
         data = read_input(value, name, storage, base, limits.max_input_bytes, policy, caller)
         checked = check(data, name, limits)
-        key = project_key(caller.project, f"inputs/{checked.digest}.{checked.extension}")
-        if not storage.exists(key):
-            storage.put(key, checked.data, checked.content_type)
-        updates[name] = ref(key)
+        stored = key_of(value) if value.startswith(REF_PREFIX) else None
+        if stored is None:  # a new file: stored once under its content hash, in the caller's project
+            stored = project_key(caller.project, f"inputs/{checked.digest}.{checked.extension}")
+            if not storage.exists(stored):
+                storage.put(stored, checked.data, checked.content_type)
+        updates[name] = ref(stored)
         if name == "image":
             image_size = checked.size
     if image_size is not None:
@@ -113,10 +115,12 @@ def store_file_inputs(
 def read_input(
     value: str, name: str, storage: Storage, base: str, max_bytes: int, policy: FetchPolicy | None, caller: Caller
 ) -> bytes:
-    """The bytes of a file field: decoded, read from this server's storage, or fetched."""
+    """The bytes of a file field: decoded, read from this server's storage, or fetched. A
+    ``storage://`` reference (a workflow step's input made from another step's result) is
+    read like a URL of this server's own files."""
     if value.startswith("data:"):
         return decode_data_uri(value, name, max_bytes)
-    key = own_file_key(value, base) or storage.key_for_url(value)
+    key = key_of(value) if value.startswith(REF_PREFIX) else own_file_key(value, base) or storage.key_for_url(value)
     if key is not None:
         if not caller.sees_file(key) or not storage.exists(key):
             raise InvalidInput(f"{name} refers to {value}, which this server does not hold", loc=("body", name))

@@ -1,0 +1,1 @@
+"""Intake: what turns a request body into a job, the same way for the API, workflow steps and batch rows."""
