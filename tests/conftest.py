@@ -86,6 +86,91 @@ models:
     title: bfloat16 weights, which run on the CPU too
     defaults: {width: 64, height: 64, num_inference_steps: 2}
     runtime: {dtype: bfloat16, vae_slicing: true, memory_mb: 64}
+
+workflows:
+  - id: test/chain
+    title: Draft, then restyle the draft
+    inputs:
+      prompt: {type: string, required: true}
+      seed: {type: integer}
+    steps:
+      - id: draft
+        model: limner/tiny-sd
+        input: {prompt: $input.prompt, seed: $input.seed, num_inference_steps: 2}
+      - id: restyle
+        model: limner/tiny-sd-img2img
+        input: {image: $draft.images.0.url, prompt: "${input.prompt}, oil painting", seed: $input.seed,
+                num_inference_steps: 2}
+    output: {images: $restyle.images, draft: $draft.images.0.url}
+  - id: test/fan-out
+    title: Two independent steps, then one image per colour (for_each), then a pick (when)
+    inputs:
+      colours: {type: list, required: true}
+      upscale: {type: boolean, default: false}
+    steps:
+      - id: left
+        model: test/faults
+        input: {prompt: "steps:10", seed: 1}
+      - id: right
+        model: test/faults
+        input: {prompt: "steps:10", seed: 2}
+      - id: shades
+        model: test/faults
+        for_each: $input.colours
+        input: {prompt: "a ${item} swatch, ${left.seed}", seed: $index}
+      - id: big
+        model: xinntao/realesrgan-x4plus
+        when: $input.upscale
+        input: {image: $right.images.0.url}
+    output: {left: $left.images, right: $right.images, shades: $shades.images}
+  - id: test/failing
+    title: A step that raises, with retries
+    inputs:
+      fault: {type: string, default: raise}
+    steps:
+      - id: ok
+        model: test/faults
+        input: {prompt: plain, seed: 1}
+      - id: boom
+        model: test/faults
+        retries: 1
+        input: {prompt: $input.fault, seed: 2}
+      - id: never
+        model: test/faults
+        input: {prompt: "after ${boom.seed}", seed: 3}
+    output: {images: $never.images}
+  - id: test/slow-steps
+    title: A long step (for cancel)
+    inputs:
+      steps: {type: integer, default: 2000}
+    steps:
+      - id: long
+        model: test/slow-sd
+        input: {prompt: "a long one", num_inference_steps: $input.steps, seed: 1}
+    output: {images: $long.images}
+  - id: test/three-steps
+    title: A short step, a long one, a short one (for kills mid-workflow)
+    inputs:
+      steps: {type: integer, default: 300}
+    steps:
+      - id: first
+        model: test/faults
+        input: {prompt: plain, seed: 1}
+      - id: long
+        model: test/slow-sd
+        input: {prompt: "after ${first.seed}", num_inference_steps: $input.steps, seed: 2}
+      - id: last
+        model: test/faults
+        input: {prompt: "done ${long.seed}", seed: 3}
+    output: {images: $last.images}
+  - id: test/timed
+    title: A step that outlives its timeout
+    steps:
+      - id: long
+        model: test/slow-sd
+        timeout_s: 1.5
+        input: {prompt: "too long", num_inference_steps: 4000, seed: 1}
+    output: {images: $long.images}
 """
 
 # Only the API knows this model, so its jobs stay queued: no worker can claim them.

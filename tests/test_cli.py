@@ -42,8 +42,8 @@ def test_run_saves_the_images(live: Live, tmp_path: Path) -> None:
     body = json.loads(done.stdout)
     assert body["seed"] == 3 and len(body["images"]) == 2
     saved = sorted(tmp_path.glob("*.png"))
-    assert [p.name.split("-", 1)[1] for p in saved] == ["images-0.png", "images-1.png"]
-    assert len({p.name.split("-", 1)[0] for p in saved}) == 1  # named by the request
+    assert [p.name for p in saved] == ["images-0.png", "images-1.png"]  # under their own names, as curl -o
+    assert f"saved images → {tmp_path / 'images-0.png'}" in done.stderr
     assert Image.open(saved[0]).size == (64, 64)
     # A saved file goes back in as an input with key=@path.
     again = limner(live, "run", "limner/tiny-sd-img2img", "-i", "prompt=paint it", "-i", f"image=@{saved[0]}")

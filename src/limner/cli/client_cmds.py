@@ -109,7 +109,7 @@ def _save(client: Client, result: dict[str, Any], folder: Path) -> None:
                 name = os.path.basename(urlparse(item["url"]).path)
                 target = folder / name
                 target.write_bytes(client.download(item["url"]))
-                console.print(f"saved {key} → {target}")
+                console.print(f"saved {key} → {target}", soft_wrap=True)  # a path must stay whole
 
 
 @models_app.command("list")

@@ -37,6 +37,7 @@ class JobFilter:
     project: str | None = None  # None: every project (an admin's view)
     parent_id: str | None = None  # a workflow's step jobs
     top_level: bool = False  # no step jobs
+    batch_id: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -56,6 +57,8 @@ class JobFilter:
             out.append(jobs.c.parent_id == self.parent_id)
         if self.top_level:
             out.append(jobs.c.parent_id.is_(None))
+        if self.batch_id is not None:
+            out.append(jobs.c.batch_id == self.batch_id)
         return out
 
 

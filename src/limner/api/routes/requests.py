@@ -50,6 +50,7 @@ async def list_requests(
     key: Annotated[str | None, Query(description="Only jobs submitted with this API key id.")] = None,
     parent: Annotated[str | None, Query(description="Only the step jobs of this workflow request.")] = None,
     top_level: Annotated[bool, Query(description="Leave out workflow steps' jobs.")] = False,
+    batch: Annotated[str | None, Query(description="Only the jobs of this batch's rows.")] = None,
 ) -> dict[str, Any]:
     statuses: tuple[str, ...] | None = None
     if status:
@@ -75,6 +76,7 @@ async def list_requests(
         project=caller_of(request).project_filter,
         parent_id=parent,
         top_level=top_level,
+        batch_id=batch,
     )
     after = decode_cursor(cursor) if cursor else None
     page = await run_in_threadpool(
