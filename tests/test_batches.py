@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from limner.client import ApiError, Client
+from tests.conftest import Live
 from tests.jobs import submit, wait_done
+from tests.test_cli import limner
 
 FAULTS = "test/faults"
 
@@ -168,3 +173,35 @@ def test_batches_are_listed_newest_first(http: httpx.Client) -> None:
     assert rest["data"][0]["id"] == made[0]["id"]
     for batch in made:
         wait_batch(http, batch["id"])
+
+
+def test_the_cli_submits_a_csv_and_follows_it(live: Live, tmp_path: Path) -> None:
+    csv = tmp_path / "products.csv"
+    csv.write_text("custom_id,colour\nmug-1,red\nmug-2,teal\n")
+    done = limner(live, "batch", "submit", str(csv), "--model", FAULTS, "--template", '{"prompt": "a {colour} mug"}')
+    assert done.returncode == 0, done.stderr
+    assert "2 succeeded, 0 failed" in done.stdout and "completed" in done.stdout
+    batch_id = done.stdout.split()[0]
+    out = limner(live, "batch", "output", batch_id)
+    assert [json.loads(line)["custom_id"] for line in out.stdout.splitlines()] == ["mug-1", "mug-2"]
+    shown = json.loads(limner(live, "batch", "status", batch_id).stdout)
+    assert shown["request_counts"]["succeeded"] == 2
+    bad = limner(live, "batch", "submit", str(csv), "--model", FAULTS, "--template", "not json")
+    assert bad.returncode != 0 and "--template is not JSON" in bad.stderr
+
+
+def test_the_sdk_creates_waits_and_reads_batches_and_retries_safely(live: Live) -> None:
+    with Client(live.base) as client:
+        batch = client.create_batch(FAULTS, [{"prompt": "a"}, {"prompt": "raise"}], idempotency_key="spring-1")
+        again = client.create_batch(FAULTS, [{"prompt": "a"}, {"prompt": "raise"}], idempotency_key="spring-1")
+        assert again.id == batch.id  # the same request again: the batch it made, not a second one
+        with pytest.raises(ApiError) as conflict:
+            client.create_batch(FAULTS, [{"prompt": "other"}], idempotency_key="spring-1")
+        assert conflict.value.status_code == 409
+        seen: list[str] = []
+        done = client.wait_batch(batch.id, on_update=lambda b: seen.append(b.status), poll_s=0.1, timeout=120)
+        assert done.done and done.request_counts["succeeded"] == 1 and seen[-1] == done.status
+        assert [line["status"] for line in client.batch_output(batch.id)] == ["succeeded", "failed"]
+        assert len(client.batch_output(batch.id, errors=True)) == 1
+        retried = client.wait_batch(client.retry_batch(batch.id).id, poll_s=0.1, timeout=120)
+        assert retried.retry_of == batch.id and retried.request_counts["total"] == 1

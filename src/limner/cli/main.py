@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from limner.cli import admin, client_cmds, ops_cmds, server
+from limner.cli import admin, batch_cmds, client_cmds, ops_cmds, server
 
 app = typer.Typer(
     name="limner",
@@ -17,6 +17,7 @@ app.command()(server.worker)
 app.command()(client_cmds.run)
 app.add_typer(client_cmds.models_app, name="models")
 app.add_typer(client_cmds.jobs_app, name="jobs")
+app.add_typer(batch_cmds.batch_app, name="batch")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.webhooks_app, name="webhooks")
 app.add_typer(ops_cmds.cache_app, name="cache")

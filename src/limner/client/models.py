@@ -153,3 +153,23 @@ def parse_result(body: dict[str, Any], request_id: str | None = None) -> Result:
                     data[extra] = [File.of(f) for f in body[extra] if isinstance(f, dict)]
             return cls.model_validate(data)
     return Result.model_validate(data)
+
+
+class Batch(_View):
+    """A batch run: its status and ``request_counts`` (total, queued, running, succeeded,
+    failed, canceled); ``output_url`` and ``error_url`` give its JSONL lines."""
+
+    id: str
+    model: str
+    status: str
+    priority: str = "low"
+    request_counts: dict[str, int] = Field(default_factory=dict)
+    output_url: str = ""
+    error_url: str = ""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    retry_of: str | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("completed", "cancelled", "failed")

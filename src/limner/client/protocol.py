@@ -7,6 +7,7 @@ httpx calls and Server-Sent Event streams alike, sync and async, with the same n
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import ssl
@@ -108,6 +109,35 @@ def submit_request(
     if result_ttl_s is not None:
         params["result_ttl_s"] = str(result_ttl_s)
     return headers, params
+
+
+BATCH_DONE = frozenset({"completed", "cancelled", "failed"})
+
+
+def batch_request(
+    model: str,
+    rows: list[dict[str, Any]] | None,
+    input_file: str | None,
+    *,
+    template: dict[str, str] | None = None,
+    max_concurrency: int | None = None,
+    priority: str = "low",
+    metadata: dict[str, str] | None = None,
+    result_ttl_s: float | None = None,
+) -> dict[str, Any]:
+    """The body of POST /v1/batches. ``rows`` are inputs, or ``{custom_id, input}`` objects."""
+    body: dict[str, Any] = {"model": model, "priority": priority}
+    if rows is not None:
+        body["rows"] = [r if "input" in r else {"input": r} for r in rows]
+    if input_file is not None:
+        body["input_file"] = input_file
+    extra = {"template": template, "max_concurrency": max_concurrency, "metadata": metadata}
+    body.update({k: v for k, v in {**extra, "result_ttl_s": result_ttl_s}.items() if v is not None})
+    return body
+
+
+def jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def request_path(model: str, request_id: str, suffix: str = "") -> str:

@@ -15,6 +15,7 @@ import json
 import os
 import ssl
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,13 +23,15 @@ import httpx
 from httpx_sse import connect_sse
 
 from limner.client.errors import ApiError, JobFailed, RequestTimeout, error_from
-from limner.client.models import Result, Status, UploadedFile, parse_result
+from limner.client.models import Batch, Result, Status, UploadedFile, parse_result
 from limner.client.protocol import (
     DEFAULT_URL,
     FileInput,
     RetryPolicy,
     auth_headers,
+    batch_request,
     connection_error,
+    jsonl,
     read_upload,
     request_path,
     retryable,
@@ -294,13 +297,19 @@ class Client:
     # -- files -----------------------------------------------------------------------------
 
     def upload_file(
-        self, file: FileInput, *, filename: str | None = None, content_type: str | None = None
+        self,
+        file: FileInput,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        purpose: str = "input",
     ) -> UploadedFile:
         """Upload an image or audio file (a path, bytes or a binary file); its ``url`` goes in
         any file field of any model."""
         name, data = read_upload(file, filename)
         files = {"file": (name, data, content_type or "application/octet-stream")}
-        return UploadedFile.of(self._json("POST", "/v1/files", files=files))
+        params = {"purpose": purpose} if purpose != "input" else None
+        return UploadedFile.of(self._json("POST", "/v1/files", files=files, params=params))
 
     def download(self, url: str) -> bytes:
         """The bytes of a result file: this server's /v1/files URL or a presigned S3 URL."""
@@ -324,6 +333,79 @@ class Client:
     ) -> dict[str, Any]:
         params = {k: v for k, v in {"status": status, "model": model, "limit": limit, "cursor": cursor}.items() if v}
         return self._json("GET", "/v1/requests", params=params)
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        model: str,
+        rows: list[dict[str, Any]] | None = None,
+        *,
+        file: FileInput | None = None,
+        input_file: str | None = None,
+        template: dict[str, str] | None = None,
+        max_concurrency: int | None = None,
+        priority: str = "low",
+        metadata: dict[str, str] | None = None,
+        result_ttl_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Batch:
+        """A model or workflow over many rows: ``rows`` (inputs, or ``{custom_id, input}``),
+        a local JSONL/CSV ``file`` (uploaded first) or an ``input_file`` URL. Retried safely:
+        the request carries an Idempotency-Key."""
+        if file is not None:
+            input_file = (self.upload_file(file, purpose="batch")).url
+        body = batch_request(
+            model,
+            rows,
+            input_file,
+            template=template,
+            max_concurrency=max_concurrency,
+            priority=priority,
+            metadata=metadata,
+            result_ttl_s=result_ttl_s,
+        )
+        headers = {"Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4()}"}
+        return Batch.of(self._json("POST", "/v1/batches", json=body, headers=headers))
+
+    def batch(self, batch_id: str) -> Batch:
+        return Batch.of(self._json("GET", f"/v1/batches/{batch_id}"))
+
+    def batches(self, *, limit: int = 20, cursor: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        return self._json("GET", "/v1/batches", params=params)
+
+    def cancel_batch(self, batch_id: str) -> Batch:
+        return Batch.of(self._json("POST", f"/v1/batches/{batch_id}/cancel"))
+
+    def retry_batch(self, batch_id: str) -> Batch:
+        """A new batch of this one's failed and canceled rows."""
+        return Batch.of(self._json("POST", f"/v1/batches/{batch_id}/retry"))
+
+    def batch_output(self, batch_id: str, *, errors: bool = False) -> list[dict[str, Any]]:
+        """The JSONL lines of the finished rows so far (or only the failed ones)."""
+        response = self._request("GET", f"/v1/batches/{batch_id}/{'errors' if errors else 'output'}")
+        return jsonl(response.text)
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        *,
+        on_update: Callable[[Batch], Any] | None = None,
+        poll_s: float = 1.0,
+        timeout: float | None = None,
+    ) -> Batch:
+        """Poll until the batch ends (completed, cancelled or failed); ``on_update`` sees each poll."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            batch = self.batch(batch_id)
+            if on_update is not None:
+                on_update(batch)
+            if batch.done:
+                return batch
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} is still {batch.status} after {timeout:g} s")
+            time.sleep(poll_s)
 
     # -- HTTP with retries -----------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, case, func, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from limner.errors import IdempotencyConflict
 from limner.store.engine import Engines
 from limner.store.schema import batch_rows, batches, jobs
 from limner.store.states import QUEUED, RUNNING
@@ -43,6 +44,8 @@ class NewBatch:
     total: int
     result_ttl_s: float | None = None
     retry_of: str | None = None
+    idempotency_key: str | None = None
+    body_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,24 +87,46 @@ class BatchStore:
         self.engines = engines
 
     def create(self, new: NewBatch) -> Batch:
+        """Write the batch; with an Idempotency-Key already used in its project, the earlier
+        batch (same body) or an IdempotencyConflict (another body)."""
         now = time.time()
-        batch_id = f"batch_{secrets.token_hex(10)}"
         with self.engines.write.begin() as conn:
-            conn.execute(
-                insert(batches).values(
-                    id=batch_id,
-                    **new.__dict__,
-                    status=VALIDATING,
-                    loaded=0,
-                    cancel_requested=False,
-                    advance_due=True,  # a coordinator loads its rows
-                    created_at=now,
-                    updated_at=now,
+            earlier = self._earlier(conn, new)
+            batch_id = earlier or f"batch_{secrets.token_hex(10)}"
+            if earlier is None:
+                conn.execute(
+                    insert(batches).values(
+                        id=batch_id,
+                        **new.__dict__,
+                        status=VALIDATING,
+                        loaded=0,
+                        cancel_requested=False,
+                        advance_due=True,  # a coordinator loads its rows
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
         batch = self.get(batch_id)
         assert batch is not None
         return batch
+
+    @staticmethod
+    def _earlier(conn: Connection, new: NewBatch) -> str | None:
+        if new.idempotency_key is None:
+            return None
+        known = conn.execute(
+            select(batches.c.id, batches.c.body_hash).where(
+                batches.c.project == new.project, batches.c.idempotency_key == new.idempotency_key
+            )
+        ).first()
+        if known is None:
+            return None
+        if known.body_hash != new.body_hash:
+            raise IdempotencyConflict(
+                f"Idempotency-Key {new.idempotency_key!r} was already used for batch {known.id} with a different body",
+                loc=("header", "idempotency-key"),
+            )
+        return str(known.id)
 
     def get(self, batch_id: str) -> Batch | None:
         with self.engines.read.connect() as conn:

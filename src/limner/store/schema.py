@@ -128,6 +128,9 @@ batches = Table(
     Column("lease_owner", String(80), nullable=True),
     Column("lease_expires_at", Float, nullable=True),
     Column("retry_of", String(40), nullable=True),
+    # Idempotency-Key of the request that made it (per project), and that request's body hash.
+    Column("idempotency_key", String(255), nullable=True),
+    Column("body_hash", String(64), nullable=True),
     Column("result_ttl_s", Float, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
@@ -136,6 +139,7 @@ batches = Table(
     Column("finished_at", Float, nullable=True),
     Index("ix_batches_project_created", "project", "created_at"),
     Index("ix_batches_status", "status"),
+    Index("ux_batches_idempotency", "project", "idempotency_key", unique=True),
 )
 
 # status: pending (not admitted yet) | admitted (its job exists) | succeeded | failed | canceled

@@ -28,11 +28,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from limner.api.accept import check_json
+from limner.api.accept import check_idempotency_key, check_json
 from limner.api.context import ApiContext, get_ctx
 from limner.api.tenancy import Caller, caller_of
 from limner.api.views import render_refs
 from limner.batches.rows import Format, check_rows, read_rows, sniff_format
+from limner.catalog.inputs import body_hash
 from limner.errors import Conflict, InvalidInput, NotFound
 from limner.intake.files import read_input
 from limner.net.fetch import FetchPolicy
@@ -118,7 +119,14 @@ def _store_input(ctx: ApiContext, caller: Caller, data: bytes, fmt: Format) -> s
     return key
 
 
-def _create(ctx: ApiContext, caller: Caller, body: BatchRequest, base: str, retry_of: str | None = None) -> Batch:
+def _create(
+    ctx: ApiContext,
+    caller: Caller,
+    body: BatchRequest,
+    base: str,
+    retry_of: str | None = None,
+    idempotency_key: str | None = None,
+) -> Batch:
     ctx.catalog.callable(body.model)  # 404 for an unknown model or workflow
     fmt: Format
     if body.rows is not None:
@@ -142,16 +150,20 @@ def _create(ctx: ApiContext, caller: Caller, body: BatchRequest, base: str, retr
         total=total,
         result_ttl_s=body.result_ttl_s or ctx.settings.result_ttl_s or None,
         retry_of=retry_of,
+        idempotency_key=idempotency_key,
+        body_hash=body_hash(body.model_dump(mode="json")) if idempotency_key else None,
     )
     return ctx.batches.create(new)
 
 
 @router.post("/v1/batches", status_code=202)
 async def create_batch(body: BatchRequest, request: Request, ctx: Ctx) -> JSONResponse:
-    """Check the rows and create the batch; 202 at once, the rows follow."""
+    """Check the rows and create the batch; 202 at once, the rows follow. With an
+    Idempotency-Key, the same request again answers with the batch it made."""
     check_json(body.model_dump())
     caller, base = caller_of(request), ctx.base_url(request)
-    batch = await run_in_threadpool(_create, ctx, caller, body, base)
+    key = check_idempotency_key(request.headers.get("idempotency-key"))
+    batch = await run_in_threadpool(_create, ctx, caller, body, base, None, key)
     counts = await run_in_threadpool(ctx.batches.counts, batch)
     return JSONResponse(status_code=202, content=batch_view(ctx, batch, counts, base))
 

@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(80), nullable=True),
         sa.Column("lease_expires_at", sa.Float, nullable=True),
         sa.Column("retry_of", sa.String(40), nullable=True),
+        sa.Column("idempotency_key", sa.String(255), nullable=True),
+        sa.Column("body_hash", sa.String(64), nullable=True),
         sa.Column("result_ttl_s", sa.Float, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("created_at", sa.Float, nullable=False),
@@ -69,6 +71,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_batches_project_created", "batches", ["project", "created_at"])
     op.create_index("ix_batches_status", "batches", ["status"])
+    op.create_index("ux_batches_idempotency", "batches", ["project", "idempotency_key"], unique=True)
     op.create_table(
         "batch_rows",
         sa.Column("batch_id", sa.String(40), primary_key=True),
