@@ -102,12 +102,28 @@ class UsageRecorder(Periodic):
 
 
 class Coordinators(Periodic):
+    """Looks every ``coordinate_poll_s`` while there is work, backing off to 8 times that while
+    there is none (an idle server does not query its store 60 times a second). Workers advance
+    a workflow as soon as they end one of its steps, so the back-off only delays the safety net."""
+
     name = "coordinators"
+    IDLE_FACTOR = 8
 
     def __init__(self, ctx: ApiContext) -> None:
         super().__init__(ctx.settings.coordinate_poll_s, self._step)
         self.ctx = ctx
+        self.idle = 0
 
     def _step(self) -> None:
+        worked = False
         while self.ctx.workflows.run_once() + self.ctx.batch_runner.run_once():  # all there is, then a tick
-            pass
+            worked = True
+        self.idle = 0 if worked else min(self.idle + 1, self.IDLE_FACTOR)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s * max(self.idle, 1))
+            try:
+                await asyncio.to_thread(self.step)
+            except Exception as exc:
+                log.warning("%s could not reach the store: %s", self.name, exc)

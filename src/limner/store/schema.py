@@ -6,7 +6,7 @@ and lease comparisons stay simple.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -22,10 +22,17 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+
+
+def _where(condition: str, postgresql: str | None = None) -> dict[str, Any]:
+    """A partial index's condition, for both dialects (SQLite compares booleans as 1)."""
+    return {"sqlite_where": text(condition), "postgresql_where": text(postgresql or condition)}
+
 
 # The project of everything made before projects existed, and of every job while keys are off.
 DEFAULT_PROJECT: Final = "default"
@@ -96,11 +103,12 @@ jobs = Table(
     Index("ix_jobs_key_created", "api_key_id", "created_at"),
     Index("ix_jobs_finished", "finished_at"),
     Index("ix_jobs_project_created", "project", "created_at"),
-    Index("ix_jobs_parent", "parent_id"),
-    Index("ux_jobs_step", "parent_id", "step_key", "step_attempt", unique=True),
-    Index("ix_jobs_advance_due", "advance_due"),
-    Index("ix_jobs_deadline", "status", "deadline_at"),
-    Index("ix_jobs_batch", "batch_id"),
+    # Partial: most jobs are neither steps nor batch rows, have no deadline and are not due, and
+    # an index that leaves their rows out costs their inserts nothing.
+    Index("ux_jobs_step", "parent_id", "step_key", "step_attempt", unique=True, **_where("parent_id IS NOT NULL")),
+    Index("ix_jobs_advance_due", "advance_due", **_where("advance_due = 1", "advance_due")),
+    Index("ix_jobs_deadline", "status", "deadline_at", **_where("deadline_at IS NOT NULL")),
+    Index("ix_jobs_batch", "batch_id", **_where("batch_id IS NOT NULL")),
 )
 
 # A batch run: a model or workflow over many rows (migration 0005). Rows are loaded from the

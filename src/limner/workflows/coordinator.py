@@ -56,7 +56,7 @@ class WorkflowCoordinator:
         with self.engines.read.connect() as conn:
             due = conn.execute(
                 select(jobs.c.id)
-                .where(jobs.c.advance_due.is_(True), jobs.c.status.in_((QUEUED, RUNNING)))
+                .where(jobs.c.advance_due, jobs.c.status.in_((QUEUED, RUNNING)))  # the partial index's own term
                 .order_by(jobs.c.rank)
                 .limit(limit)
             ).scalars()
