@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, filled, over, size_schema
 
 ImageFormat = Literal["png", "webp", "jpeg"]
 
@@ -82,6 +82,14 @@ class _Generation(TaskInput):
         if self.guidance_scale > limits.max_guidance_scale:
             raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
 
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))
+
+    def output_size(self) -> tuple[int, int]:
+        """``(width, height)``: the request's, or the input image's (the API fills it in)."""
+        return int(filled(self, "width")), int(filled(self, "height"))
+
 
 class TextToImageInput(_Generation):
     width: int = Field(default=1024, ge=1, description="Output width in pixels.")
@@ -110,3 +118,7 @@ class InpaintingInput(ImageToImageInput):
 
     mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
     strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")
+
+
+# The input of any image generation task (what the diffusers image families take).
+ImageGenerationInput = TextToImageInput | ImageToImageInput | InpaintingInput

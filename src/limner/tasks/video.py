@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from limner.errors import LimitExceeded
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, over, size_schema
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, check_size, filled, over, size_schema
 
 VideoFormat = Literal["mp4"]
 
@@ -85,6 +85,14 @@ class _VideoGeneration(TaskInput):
                 "(limits.max_duration_s)",
                 loc=("body", "num_frames"),
             )
+
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))
+
+    def output_size(self) -> tuple[int, int]:
+        """``(width, height)``: the request's, or the input image's (the API fills it in)."""
+        return int(filled(self, "width")), int(filled(self, "height"))
 
 
 class TextToVideoInput(_VideoGeneration):
