@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
@@ -21,7 +23,9 @@ class Recorder:
         size = int(entry.description or 0) * MB
         return LoadedModel(handle=entry.id, revision="r", size_bytes=size, device="cpu")
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def run(
+        self, model: LoadedModel, entry: CatalogEntry, items: Sequence[WorkItem[Any]], ctx: RunContext
+    ) -> list[JobOutput]:
         return []
 
     def unload(self, model: LoadedModel) -> None:

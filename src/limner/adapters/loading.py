@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from limner.adapters.base import LoadEnv
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
 
@@ -35,7 +36,7 @@ def hub_snapshot(repo: str, revision: str | None, _variant: str | None) -> str:
 
 
 def resolve_source(
-    entry: CatalogEntry, models_dir: Path, *, download: Downloader = hub_snapshot, marker: str = "model_index.json"
+    entry: CatalogEntry, env: LoadEnv, *, download: Downloader = hub_snapshot, marker: str = "model_index.json"
 ) -> tuple[Path, str]:
     """A local folder for the entry's source, and the revision it holds.
 
@@ -47,7 +48,7 @@ def resolve_source(
         from limner.tiny import build_tiny
 
         name = source.removeprefix("tiny://")
-        dest = models_dir / "tiny" / name
+        dest = env.models_dir / "tiny" / name
         build_tiny(name, dest)
         return dest, "tiny-" + folder_digest(dest)
     if source.startswith("file://"):

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from limner import progress
+from limner.progress import Stage
 from limner.store.queue import WorkQueue
 
 log = logging.getLogger("limner.worker")
@@ -41,7 +42,7 @@ class BatchContext:
         self.canceled: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()
-        self._stage = progress.STARTING
+        self._stage = Stage.STARTING
         self._first_step: tuple[float, int] | None = None  # (when, which) the stage's first step came
         self._last_write = time.monotonic()  # the claim just wrote this batch's first state
         self._step = 0
@@ -61,7 +62,7 @@ class BatchContext:
 
     # -- RunContext ------------------------------------------------------------------------
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: Stage) -> None:
         with self._lock:
             self._stage, self._step, self._total = name, 0, 0
             self._first_step = None

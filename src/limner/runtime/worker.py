@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from limner import progress
 from limner.adapters import load_adapter
-from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkItem
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, work_item
 from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
+from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
 from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
@@ -185,10 +185,10 @@ class Worker:
         times: dict[str, float] = {"start": time.time()}
         handed_over = False  # once _finish_batch has ctx, it closes it
         try:
-            ctx.stage(progress.LOADING_MODEL)
+            ctx.stage(Stage.LOADING)
             loaded = self.residency.get(entry)
             times["loaded"] = time.time()
-            items = [WorkItem(job_id=j.id, input=j.input, files=self._read_files(j)) for j in jobs]
+            items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
             times["ran"] = time.time()
@@ -227,7 +227,7 @@ class Worker:
         finisher thread beside the next batch's model call, so the durable writes (fsyncs:
         mostly waiting on the disk) overlap with compute instead of adding to each job."""
         try:
-            ctx.stage(progress.UPLOADING)
+            ctx.stage(Stage.UPLOADING)
             for job, output in zip(jobs, outputs, strict=True):
                 self._finish(ctx, entry, loaded, job, output, times, len(jobs))
             self.batches_run += 1
