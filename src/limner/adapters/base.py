@@ -20,8 +20,9 @@ A family writes its load and those four steps, nothing of the loop.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
@@ -37,18 +38,30 @@ if TYPE_CHECKING:
     from limner.errors import LimnerError
     from limner.media.images import MediaFile
 
+log = logging.getLogger("limner.adapters")
+
 InputT = TypeVar("InputT", bound=TaskInput)
 InputT_co = TypeVar("InputT_co", bound=TaskInput, covariant=True)
 RowT = TypeVar("RowT")
 ResultT = TypeVar("ResultT")
 
+# Enters a stage of loading (building, loading) and says why in one line. The worker's goes to
+# the jobs waiting for the model: their progress and their logs.
+LoadReporter = Callable[[Stage, str], None]
+
+
+def log_only(_stage: Stage, message: str) -> None:
+    """The reporter of a load no job waits for (tests, benchmarks): the process log only."""
+    log.info(message)
+
 
 @dataclass(frozen=True)
 class LoadEnv:
-    """What loading needs to know about the machine."""
+    """What loading needs to know about the machine, and where to say what it is doing."""
 
     device: str
     models_dir: Path
+    report: LoadReporter = log_only
 
 
 @dataclass
