@@ -33,7 +33,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.harness import QuietContext
 from limner.adapters import load_adapter
-from limner.adapters.base import LoadEnv, WorkItem
+from limner.adapters.base import LoadEnv, WorkItem, work_item
 from limner.catalog import load_catalog
 from limner.catalog.inputs import finalize_input, parse_input
 
@@ -56,7 +56,7 @@ class Direct:
     adapter: Any
     loaded: Any
     entry: Any
-    items: list[WorkItem]
+    items: list[WorkItem[Any]]
 
     def __call__(self) -> float:
         (output,) = self.adapter.run(self.loaded, self.entry, self.items, QuietContext())
@@ -71,8 +71,8 @@ def load_direct(models_dir: Path) -> dict[str, Direct]:
         entry = catalog.get(model_id)
         adapter = load_adapter(entry.family)
         model = adapter.load(entry, LoadEnv(device="cpu", models_dir=models_dir))
-        spec = finalize_input(entry, parse_input(entry, body)).model_dump()
-        loaded[model_id] = Direct(adapter, model, entry, [WorkItem(job_id="bench", input=spec)])
+        spec = finalize_input(entry, parse_input(entry, body)).model_dump(mode="json")
+        loaded[model_id] = Direct(adapter, model, entry, [work_item(entry.task, "bench", spec)])
     return loaded
 
 

@@ -13,9 +13,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from limner.progress import Stage
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,7 +27,7 @@ class QuietContext:
     """A RunContext that reports nothing and never stops: baselines call adapters in-process,
     with no job store to report to."""
 
-    def stage(self, name: str) -> None: ...
+    def stage(self, name: Stage) -> None: ...
 
     def step(self, step: int, total: int) -> None: ...
 

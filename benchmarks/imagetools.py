@@ -63,15 +63,16 @@ def peak_rss_mb() -> float:
 def child_upscale(model_id: str, width: int, height: int, tile: int, repeat: int) -> dict[str, Any]:
     """One configuration, in this (fresh) process."""
     from limner.adapters import load_adapter
-    from limner.adapters.base import LoadEnv, WorkItem
+    from limner.adapters.base import LoadEnv, work_item
     from limner.catalog import load_catalog
 
     entry = load_catalog().get(model_id)
     adapter = load_adapter(entry.family)
     loaded = adapter.load(entry, LoadEnv(device="cpu", models_dir=Path("/tmp")))
     rss_loaded = peak_rss_mb()
-    spec = {"scale": 4, "tile_size": tile, "tile_overlap": 16, "output_format": "png"}
-    item = WorkItem("bench", spec, {"image": photo(width, height)})
+    # The image field holds what the API stores (a reference); the adapter reads the bytes.
+    spec = {"image": "storage://bench.png", "scale": 4, "tile_size": tile, "tile_overlap": 16, "output_format": "png"}
+    item = work_item(entry.task, "bench", spec, {"image": photo(width, height)})
     times, cpu = [], []
     for _ in range(repeat):
         started, cpu_started = time.perf_counter(), cpu_seconds()
@@ -97,14 +98,14 @@ def segmentation(repeat: int) -> dict[str, Any]:
     import numpy as np
 
     from limner.adapters import load_adapter
-    from limner.adapters.base import LoadEnv, WorkItem
+    from limner.adapters.base import LoadEnv, work_item
     from limner.catalog import load_catalog
 
     data = photo(512, 600)
     entry = load_catalog().get("google/mediapipe-selfie-background-removal")
     adapter = load_adapter(entry.family)
     loaded = adapter.load(entry, LoadEnv(device="cpu", models_dir=Path("/tmp")))
-    item = WorkItem("bench", {"output_format": "png"}, {"image": data})
+    item = work_item(entry.task, "bench", {"image": "storage://bench.png", "output_format": "png"}, {"image": data})
     adapter.run(loaded, entry, [item], QuietContext())  # warm-up
     through_adapter = []
     for _ in range(repeat):

@@ -68,15 +68,18 @@ class Direct:
         from limner.catalog import load_catalog
         from limner.catalog.inputs import finalize_input, parse_input
         from limner.media.images import open_image
+        from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 
         self.entry = load_catalog().get(model)
-        self.spec = finalize_input(self.entry, parse_input(self.entry, request(body, 0))).model_dump()
+        spec = finalize_input(self.entry, parse_input(self.entry, request(body, 0)))
+        assert isinstance(spec, TextTo3DInput | ImageTo3DInput)
+        self.spec = spec
         self.pipe = load_adapter(self.entry.family).load(self.entry, LoadEnv("cpu", models_dir)).handle
-        self.kwargs: dict[str, Any] = {"num_inference_steps": STEPS, "guidance_scale": self.spec["guidance_scale"]}
-        if "image" in body:
+        self.kwargs: dict[str, Any] = {"num_inference_steps": STEPS, "guidance_scale": spec.guidance_scale}
+        if isinstance(spec, ImageTo3DInput):
             self.kwargs["image"] = open_image(picture())
         else:
-            self.kwargs["prompt"] = self.spec["prompt"]
+            self.kwargs["prompt"] = spec.prompt
 
     def latents(self, seed: int) -> Any:
         import torch
@@ -89,7 +92,7 @@ class Direct:
         from limner.adapters import shap_e as family
 
         started = time.perf_counter()
-        mesh = family.decode(self.pipe, self.entry, self.latents(seed), self.spec["mesh_resolution"], "cpu")
+        mesh = family.decode(self.pipe, self.entry, self.latents(seed), self.spec.mesh_resolution, "cpu")
         family.encode(mesh, self.spec)
         return time.perf_counter() - started
 

@@ -15,7 +15,6 @@ noise; what is measured is the platform around them, at the sizes the tests use.
 from __future__ import annotations
 
 import base64
-import importlib
 import io
 import os
 import statistics
@@ -64,24 +63,25 @@ def direct_runner(model: str, body: dict[str, Any], models_dir: Path) -> Callabl
     import torch
 
     from limner.adapters import load_adapter
-    from limner.adapters.base import LoadEnv, WorkItem
+    from limner.adapters.base import LoadEnv, work_item
+    from limner.adapters.video_steps import VideoAdapter
     from limner.catalog import load_catalog
-    from limner.catalog.families import FAMILIES
     from limner.catalog.inputs import finalize_input, parse_input
     from limner.media.video import encode_video, to_uint8_frames
 
     entry = load_catalog().get(model)
     files = {"image": first_frame_png()} if "image" in body else {}
     # Every request here has a size (its own or the entry's default): nothing to derive from the image.
-    spec = finalize_input(entry, parse_input(entry, request(body, 0))).model_dump()
-    loaded = load_adapter(entry.family).load(entry, LoadEnv(device="cpu", models_dir=models_dir))
-    family = importlib.import_module(FAMILIES[entry.family].module)
+    spec = finalize_input(entry, parse_input(entry, request(body, 0))).model_dump(mode="json")
+    adapter = load_adapter(entry.family)
+    assert isinstance(adapter, VideoAdapter)
+    loaded = adapter.load(entry, LoadEnv(device="cpu", models_dir=models_dir))
 
     def run(seed: int) -> tuple[float, float]:
-        item = WorkItem(job_id="bench", input={**spec, "seed": seed}, files=files)
+        item = work_item(entry.task, "bench", {**spec, "seed": seed}, files)
         started = time.perf_counter()
         with torch.inference_mode():
-            frames = loaded.handle(**family.call_args(entry, item), **entry.call_args, output_type="np").frames[0]
+            frames = loaded.handle(**adapter.call_args(entry, item), **entry.call_args, output_type="np").frames[0]
         encode_started = time.perf_counter()
         encode_video(to_uint8_frames(frames), spec["fps"])
         done = time.perf_counter()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from limner.progress import Stage
 from tests.jobs import generate, submit, wait_done, wait_state
 
 MUSICGEN = "limner/tiny-musicgen"
@@ -113,7 +114,7 @@ def test_progress_then_cancel_of_a_running_music_job(http: httpx.Client) -> None
         http,
         MUSICGEN,
         handle["request_id"],
-        lambda b: b["progress"].get("stage") == "generating audio tokens" and b["progress"]["step"] > 2,
+        lambda b: b["progress"].get("stage") == Stage.GENERATING and b["progress"]["step"] > 2,
     )
     total = math.ceil(100 * 50) + 3  # frames for 100 s, plus the codebook delay
     assert seen["status"] == "IN_PROGRESS" and seen["progress"]["total"] == total

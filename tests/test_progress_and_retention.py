@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from limner import progress
+from limner.progress import Stage
 from tests.conftest import Live
 from tests.jobs import result, sse_events, submit, wait_done, wait_state
 
@@ -45,7 +46,7 @@ def test_the_websocket_streams_the_status_and_closes_after_the_end(http: httpx.C
     for message in messages:
         assert set(progress.KEYS) <= set(message["progress"])
     stages = [m["progress"]["stage"] for m in messages]
-    assert progress.DENOISING in stages
+    assert Stage.DENOISING in stages
     # The same objects as the status route.
     assert messages[-1] == http.get(handle["status_url"]).json()
 
@@ -76,7 +77,9 @@ def test_sse_and_status_follow_the_contract(http: httpx.Client) -> None:
     for event in events:
         assert set(progress.KEYS) <= set(event["progress"])
     assert all({"timestamp", "level", "source", "message"} <= set(line) for line in events[-1]["logs"])
-    running = [e["progress"] for e in events if e["progress"]["stage"] == progress.DENOISING and e["progress"]["step"]]
+    running = [
+        e["progress"] for e in events if e["progress"]["stage"] == progress.Stage.DENOISING and e["progress"]["step"]
+    ]
     assert running and all(p["total"] == 200 for p in running)
     assert any(p["eta_s"] is not None and p["eta_s"] >= 0 for p in running[1:]) or len(running) == 1
 

@@ -158,6 +158,12 @@ def test_tiny_models_run_on_ray_through_http(http: httpx.Client, model: str) -> 
     assert body["model"]["id"] == model and body["seed"] == 7
     (replica,) = ran_on(http, handle)  # one run, on a Ray replica
     assert app_of_replica(replica)
+    # The model's first job anywhere: the replica loads it inside the job's batch, so the job's
+    # progress and logs say so (not the multiplexed loader, before the job is the replica's).
+    logs = http.get(handle["status_url"], params={"logs": 1}).json()["logs"]
+    worker = [line["message"] for line in logs if line["source"] == "worker"]
+    assert f"loading {model} (tiny://{model.removeprefix('limner/tiny-')}) on cpu" in worker, worker
+    assert any(m.startswith(f"loaded {model} (tiny-") for m in worker), worker
 
 
 @needs_ray

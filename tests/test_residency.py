@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.runtime.residency import MB, Residency
 
@@ -21,7 +23,9 @@ class Recorder:
         size = int(entry.description or 0) * MB
         return LoadedModel(handle=entry.id, revision="r", size_bytes=size, device="cpu")
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def run(
+        self, model: LoadedModel, entry: CatalogEntry, items: Sequence[WorkItem[Any]], ctx: RunContext
+    ) -> list[JobOutput]:
         return []
 
     def unload(self, model: LoadedModel) -> None:
@@ -42,10 +46,10 @@ def entry(name: str, estimate_mb: int, actual_mb: int | None = None, source: str
 def make(budget_mb: int) -> tuple[Residency, Recorder]:
     recorder = Recorder()
 
-    def load(adapter: Adapter, e: CatalogEntry) -> LoadedModel:
-        return adapter.load(e, LoadEnv(device="cpu", models_dir=Path("/nonexistent")))
+    def load(e: CatalogEntry, report: LoadReporter) -> tuple[Adapter, LoadedModel]:
+        return recorder, recorder.load(e, LoadEnv(device="cpu", models_dir=Path("/nonexistent"), report=report))
 
-    return Residency(budget_mb * MB, lambda _family: recorder, load), recorder
+    return Residency(budget_mb * MB, load), recorder
 
 
 def test_lru_eviction_under_the_budget() -> None:

@@ -2,46 +2,54 @@
 
 A job's progress is ``{stage, step, total, percent, eta_s, preview_url?}`` wherever a client
 sees it: the status route, the SSE and WebSocket streams, and ``progress`` webhooks. Stages
-have fixed names (below) that adapters import, so a client can show "denoising 12/30" for an
-image model and "encoding media" for a video model without knowing which model it is.
-Torch-free: the API, the store and the adapters all import it.
+are the members of :class:`Stage`, which every adapter and the worker use, so a client can
+show "denoising 12/30" for an image model and "encoding media" for a video model without
+knowing which model it is. Torch-free: the API, the store and the adapters all import it.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final
 
-QUEUED: Final = "queued"
-STARTING: Final = "starting"  # claimed by a worker, before it touches the model
-LOADING_MODEL: Final = "loading model"
-ENCODING_PROMPT: Final = "encoding prompt"
-DENOISING: Final = "denoising"
-DECODING: Final = "decoding"
-ENCODING_MEDIA: Final = "encoding media"
-UPLOADING: Final = "uploading"
-RUNNING_STEPS: Final = "running steps"  # a workflow: its steps' jobs are going
-COMPLETED: Final = "completed"
-CANCELED: Final = "canceled"
 
-# In the order a job passes through them (a model may skip some).
-STAGES: Final[tuple[str, ...]] = (
-    QUEUED,
-    STARTING,
-    LOADING_MODEL,
-    ENCODING_PROMPT,
-    DENOISING,
-    DECODING,
-    ENCODING_MEDIA,
-    UPLOADING,
-    COMPLETED,
-)
+class Stage(StrEnum):
+    """Every stage a job can be in, in the order a job passes through them (a model skips
+    those it has no use for). A member is its value on the wire: ``Stage.DENOISING ==
+    "denoising"``, and JSON writes it as that string."""
+
+    QUEUED = "queued"
+    STARTING = "starting"  # claimed by a worker, before it touches the model
+    BUILDING = "building"  # a tiny:// model is being built on its first use
+    LOADING = "loading"  # the model is being loaded into memory
+    PREPARING = "preparing"  # inputs decoded and turned into what the model takes
+    MAKING_CONTROL_MAP = "making the control map"  # ControlNet: edges, depth or pose from a picture
+    ENCODING_PROMPT = "encoding prompt"
+    DENOISING = "denoising"
+    DECODING = "decoding"
+    GENERATING = "generating"  # tokens, one at a time (music; later text)
+    SEGMENTING = "segmenting"
+    UPSCALING = "upscaling"
+    SYNTHESIZING = "synthesizing"  # speech
+    ENCODING_MEDIA = "encoding media"
+    UPLOADING = "uploading"
+    RUNNING_STEPS = "running steps"  # a workflow: its steps' jobs are going
+    COMPLETED = "completed"
+    CANCELED = "canceled"
+
+
+# The two stages the job store sets itself (limner.store), under the names it imports.
+QUEUED: Final = Stage.QUEUED
+CANCELED: Final = Stage.CANCELED
+
+STAGES: Final[tuple[Stage, ...]] = tuple(Stage)
 KEYS: Final[tuple[str, ...]] = ("stage", "step", "total", "percent", "eta_s")
 
 
 def make(stage: str, step: int = 0, total: int = 0, eta_s: float | None = None) -> dict[str, Any]:
-    """A progress object with every key of the contract."""
+    """A progress object with every key of the contract (``stage`` a plain string, as stored)."""
     percent = round(100.0 * step / total, 1) if total else 0.0
-    return {"stage": stage, "step": step, "total": total, "percent": percent, "eta_s": eta_s}
+    return {"stage": str(stage), "step": step, "total": total, "percent": percent, "eta_s": eta_s}
 
 
 def normalize(progress: dict[str, Any] | None, fallback_stage: str) -> dict[str, Any]:

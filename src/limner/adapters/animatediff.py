@@ -10,7 +10,7 @@ AnimateDiff guide); the v1-5-2 adapter knows at most 32 frames (``limits.max_fra
 
 Steps: 1. load (motion adapter, then the base with it, DDIM, place)
        2. check (SVD's knobs are refused at submit: the family declares them)
-       3. prepare (one call's arguments)  4. run (denoising with progress and stop, then
+       3. prepare (one call's arguments)  4. call (denoising with progress and stop, then
        decoding)  5. encode (MP4 + poster)
 """
 
@@ -20,15 +20,16 @@ from typing import Any
 
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import LoadedModel, LoadEnv, WorkItem
 from limner.adapters.diffusers_loading import component_path, load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes, resolve_dtype
-from limner.adapters.video_steps import prompted_call_args, run_videos
+from limner.adapters.video_steps import VideoAdapter, prompted_call_args
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
+from limner.tasks.video import TextToVideoInput
 
 
-class AnimateDiffAdapter:
+class AnimateDiffAdapter(VideoAdapter[TextToVideoInput]):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -63,10 +64,11 @@ class AnimateDiffAdapter:
     def unload(self, model: LoadedModel) -> None:
         unload_pipeline(model)
 
-    # -- 2. to 5. ------------------------------------------------------------------------------
+    # -- 2. check: SVD's knobs are refused at submit (the family declares them) ---------------
+    # -- 3. prepare, 4. call, 5. encode: video_steps.VideoAdapter, with these arguments --------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
+    def call_args(self, entry: CatalogEntry, item: WorkItem[TextToVideoInput]) -> dict[str, Any]:
+        return prompted_call_args(entry, item)
 
 
 def make_adapter() -> AnimateDiffAdapter:

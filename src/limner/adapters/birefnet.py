@@ -10,8 +10,9 @@ code you read.
 The model finds the salient object by itself, so prompts are refused (Family.unsupported_fields).
 
 Steps: 1. load (the explicit opt-in, then resolve the source, from_pretrained, place)
-       2. prepare (resize to the model's square input, ImageNet normalisation)
-       3. run (per image, with progress and cancel)  4. encode (cutout and soft mask, or a binary mask)
+       2. check (prompts are refused at submit: the family declares them)  3. prepare (the
+       image's bytes)  4. call (one image: resize to the model's square input, ImageNet
+       normalisation, forward)  5. encode (cutout and soft mask, or a binary mask)
 """
 
 from __future__ import annotations
@@ -24,19 +25,18 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers import AutoModelForImageSegmentation
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem, each_live_item
+from limner.adapters.base import LoadedModel, LoadEnv
 from limner.adapters.loading import module_bytes, quiet_runtimes, release, resolve_dtype, resolve_source
+from limner.adapters.mask_steps import OneMaskAdapter
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
-from limner.media.images import open_image
-from limner.media.masks import outputs_for
 
 INPUT_SIZE = 1024  # the released BiRefNet checkpoints' training resolution
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
-class BiRefNetAdapter:
+class BiRefNetAdapter(OneMaskAdapter):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -46,7 +46,7 @@ class BiRefNetAdapter:
                 "when the catalog entry sets runtime.trust_remote_code: true. Read that code at a fixed revision, "
                 "then override the entry with --catalog (same id, runtime.trust_remote_code: true, revision: <commit>)."
             )
-        path, revision = resolve_source(entry, env.models_dir, marker="config.json")
+        path, revision = resolve_source(entry, env, marker="config.json")
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
             model = AutoModelForImageSegmentation.from_pretrained(
@@ -61,17 +61,11 @@ class BiRefNetAdapter:
         model.handle = None
         release(model.device)
 
-    # -- 2. to 4. run a batch -----------------------------------------------------------------
+    # -- 4. call (3. prepare and 5. encode: mask_steps.OneMaskAdapter) ------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def foreground(self, model: LoadedModel, image: Image.Image) -> np.ndarray[Any, Any]:
         net, dtype = model.handle
-        outputs = [JobOutput(files={}) for _ in items]
-        ctx.stage("segmenting")
-        for index, item in each_live_item(items, ctx):
-            image = open_image(item.files["image"], "RGB")
-            probability = foreground(net, image, dtype, model.device)
-            outputs[index].files = outputs_for(entry.task, image, probability, item.input.get("output_format", "png"))
-        return outputs
+        return foreground(net, image, dtype, model.device)
 
 
 def make_adapter() -> BiRefNetAdapter:

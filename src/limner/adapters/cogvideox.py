@@ -10,7 +10,7 @@ its catalog limits make min and max sizes equal. Recommended call options such a
 Steps: 1. load (the task's pipeline class, from_pretrained, place; VAE tiling/slicing from the
        entry)  2. check (SVD's knobs are refused at submit: the family declares them)
        3. prepare (one call's arguments; the first frame fitted to the frame size)
-       4. run (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
+       4. call (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from typing import Any
 
 from diffusers import CogVideoXImageToVideoPipeline, CogVideoXPipeline
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import LoadedModel, LoadEnv, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import prompted_call_args, run_videos
+from limner.adapters.video_steps import VideoAdapter, prompted_call_args
 from limner.catalog.entry import CatalogEntry
+from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
 TASK_PIPELINES: dict[str, Any] = {"text-to-video": CogVideoXPipeline, "image-to-video": CogVideoXImageToVideoPipeline}
 
 
-class CogVideoXAdapter:
+class CogVideoXAdapter(VideoAdapter[TextToVideoInput | ImageToVideoInput]):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -38,10 +39,11 @@ class CogVideoXAdapter:
     def unload(self, model: LoadedModel) -> None:
         unload_pipeline(model)
 
-    # -- 2. to 5. ------------------------------------------------------------------------------
+    # -- 2. check: SVD's knobs are refused at submit (the family declares them) ---------------
+    # -- 3. prepare, 4. call, 5. encode: video_steps.VideoAdapter, with these arguments --------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
+    def call_args(self, entry: CatalogEntry, item: WorkItem[TextToVideoInput | ImageToVideoInput]) -> dict[str, Any]:
+        return prompted_call_args(entry, item)
 
 
 def make_adapter() -> CogVideoXAdapter:

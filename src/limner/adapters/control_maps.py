@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from limner.adapters.base import LoadEnv
 from limner.adapters.loading import resolve_source
 from limner.adapters.packaged import resolve_packaged
 from limner.catalog.entry import CatalogEntry
@@ -106,7 +107,8 @@ class ControlMaps:
                 from transformers import pipeline
 
                 shadow = self.entry.model_copy(update={"source": self._source(), "variant": None, "revision": None})
-                folder, _ = resolve_source(shadow, self.models_dir, marker="config.json")
+                # A load of its own, during a batch: reported in the worker's log only.
+                folder, _ = resolve_source(shadow, LoadEnv("cpu", self.models_dir), marker="config.json")
                 try:
                     self._model = pipeline(
                         "depth-estimation", model=str(folder), device="cpu", model_kwargs={"use_safetensors": True}

@@ -35,7 +35,7 @@ def load_pipeline(
     parts passed through to ``from_pretrained`` (e.g. an AnimateDiff motion adapter).
     Returns the pipeline and the revision of its weights.
     """
-    path, revision = resolve_source(entry, env.models_dir, download=download_pipeline)
+    path, revision = resolve_source(entry, env, download=download_pipeline)
     dtype = resolve_dtype(entry.runtime.dtype, env.device)
     kwargs: dict[str, Any] = {**components, "use_safetensors": True}  # never pickled weights
     kwargs["dtype"] = {"default": dtype, **dict.fromkeys(keep_float32, torch.float32)} if keep_float32 else dtype
@@ -63,7 +63,7 @@ def component_path(entry: CatalogEntry, name: str, env: LoadEnv) -> tuple[Path, 
     if source is None:
         return None
     part = entry.model_copy(update={"source": source, "revision": None, "variant": None})
-    return resolve_source(part, env.models_dir, download=download_model, marker="config.json")
+    return resolve_source(part, env, download=download_model, marker="config.json")
 
 
 def loaded(pipe: Any, revision: str, env: LoadEnv) -> LoadedModel:

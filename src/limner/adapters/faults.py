@@ -21,13 +21,16 @@ import time
 
 from PIL import Image
 
-from limner import progress
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.media.images import encode_image
+from limner.progress import Stage
+from limner.tasks.image import TextToImageInput
 
 
-class FaultsAdapter:
+class FaultsAdapter(FamilyAdapter[TextToImageInput, str, list[Image.Image]]):
+    rows_per_call = 1
+
     # 1. load: nothing to load.
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
         return LoadedModel(handle=None, revision="faults-1", size_bytes=0, device=env.device)
@@ -35,38 +38,46 @@ class FaultsAdapter:
     def unload(self, model: LoadedModel) -> None:
         model.handle = None
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        outputs = []
-        for item in items:
-            # 2. check: the prompt is the instruction.
-            prompt = str(item.input["prompt"]).strip()
-            # 3. run
-            if prompt == "raise":
-                raise RuntimeError("injected fault: the model raised")
-            if prompt == "oom":
-                raise MemoryError("injected fault: the model ran out of memory")
-            if prompt == "hang":
-                while True:
-                    time.sleep(3600)
-            if prompt == "exit":
-                os._exit(3)
-            if prompt.startswith("steps:"):
-                total = int(prompt.split(":", 1)[1])
-                ctx.stage(progress.DENOISING)
-                for step in range(total):
-                    if ctx.should_stop():
-                        break
-                    time.sleep(0.05)
-                    ctx.step(step + 1, total)
-            # 4. encode
-            seed = int(item.input.get("seed") or 0)
-            color = (seed * 53 % 256, seed * 97 % 256, seed * 193 % 256)
-            files = []
-            for _ in range(int(item.input.get("num_outputs", 1))):
-                image = Image.new("RGB", (int(item.input["width"]), int(item.input["height"])), color)
-                files.append(encode_image(image, str(item.input.get("output_format", "png"))))
-            outputs.append(JobOutput(files={"images": files}))
-        return outputs
+    # 2. check: nothing; 3. prepare: the prompt is the instruction.
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextToImageInput]], ctx: RunContext
+    ) -> list[list[str]]:
+        return [[item.input.prompt.strip()] for item in items]
+
+    # 4. call
+    def call(
+        self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextToImageInput, str]
+    ) -> list[list[Image.Image]]:
+        [prompt], spec = chunk.rows, chunk.input
+        if prompt == "raise":
+            raise RuntimeError("injected fault: the model raised")
+        if prompt == "oom":
+            raise MemoryError("injected fault: the model ran out of memory")
+        if prompt == "hang":
+            while True:
+                time.sleep(3600)
+        if prompt == "exit":
+            os._exit(3)
+        if prompt.startswith("steps:"):
+            total = int(prompt.split(":", 1)[1])
+            chunk.ctx.stage(Stage.DENOISING)
+            for step in range(total):
+                time.sleep(0.05)
+                chunk.step(step + 1, total)
+        seed = spec.chosen_seed()
+        color = (seed * 53 % 256, seed * 97 % 256, seed * 193 % 256)
+        return [[Image.new("RGB", spec.output_size(), color) for _ in range(spec.num_outputs)]]
+
+    # 5. encode
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[TextToImageInput],
+        results: list[list[Image.Image]],
+        ctx: RunContext,
+    ) -> JobOutput:
+        return JobOutput(files={"images": [encode_image(image, item.input.output_format) for image in results[0]]})
 
 
 def make_adapter() -> FaultsAdapter:

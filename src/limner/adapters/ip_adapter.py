@@ -14,21 +14,21 @@ gives exactly the base model's output.
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from limner.adapters.base import WorkItem
+from limner.adapters.base import LoadEnv, WorkItem
 from limner.adapters.loading import resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
 from limner.media.images import open_image
+from limner.tasks.image import ImageGenerationInput
 
 DEFAULT_SCALE = 1.0
 
 
-def attach_ip_adapter(pipe: Any, entry: CatalogEntry, models_dir: Path) -> str:
+def attach_ip_adapter(pipe: Any, entry: CatalogEntry, env: LoadEnv) -> str:
     """Load the entry's IP-Adapter into ``pipe``; returns the adapter's revision."""
     options = entry.runtime.ip_adapter
     if options is None:
@@ -39,7 +39,7 @@ def attach_ip_adapter(pipe: Any, entry: CatalogEntry, models_dir: Path) -> str:
     else:
         folder, revision = resolve_source(
             entry.model_copy(update={"source": options.source, "variant": None, "revision": None}),
-            models_dir,
+            env,
             marker=f"{options.subfolder}/{options.weight_name}",
         )
         location = str(folder)
@@ -56,7 +56,7 @@ def attach_ip_adapter(pipe: Any, entry: CatalogEntry, models_dir: Path) -> str:
     return revision
 
 
-def ip_adapter_call_args(pipe: Any, entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
+def ip_adapter_call_args(pipe: Any, entry: CatalogEntry, item: WorkItem[ImageGenerationInput]) -> dict[str, Any]:
     """The call arguments for a batch whose jobs share ``item``'s reference image and scale
     (both are batch fields), and the scale set on the pipeline."""
     if entry.runtime.ip_adapter is None:
@@ -65,6 +65,6 @@ def ip_adapter_call_args(pipe: Any, entry: CatalogEntry, item: WorkItem) -> dict
     if data is None:
         pipe.set_ip_adapter_scale(0.0)
         return {"ip_adapter_image": Image.new("RGB", (224, 224), (127, 127, 127))}
-    scale = item.input.get("ip_adapter_scale")
+    scale = item.input.ip_adapter_scale
     pipe.set_ip_adapter_scale(DEFAULT_SCALE if scale is None else scale)
     return {"ip_adapter_image": open_image(data, "RGB")}

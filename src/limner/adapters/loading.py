@@ -10,14 +10,17 @@ import hashlib
 import importlib.util
 import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from limner.adapters.base import LoadEnv
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
+from limner.progress import Stage
 
 log = logging.getLogger("limner.adapters.loading")
 
@@ -35,20 +38,25 @@ def hub_snapshot(repo: str, revision: str | None, _variant: str | None) -> str:
 
 
 def resolve_source(
-    entry: CatalogEntry, models_dir: Path, *, download: Downloader = hub_snapshot, marker: str = "model_index.json"
+    entry: CatalogEntry, env: LoadEnv, *, download: Downloader = hub_snapshot, marker: str = "model_index.json"
 ) -> tuple[Path, str]:
     """A local folder for the entry's source, and the revision it holds.
 
     ``marker`` is a file a usable local folder must contain (``model_index.json`` for a
-    diffusers pipeline, ``config.json`` for a transformers model).
+    diffusers pipeline, ``config.json`` for a transformers model). A tiny:// source not built
+    yet is built now, under the ``building`` stage (``env.report``).
     """
     source = entry.source
     if source.startswith("tiny://"):
-        from limner.tiny import build_tiny
+        from limner.tiny import build_tiny, is_built
 
         name = source.removeprefix("tiny://")
-        dest = models_dir / "tiny" / name
-        build_tiny(name, dest)
+        dest = env.models_dir / "tiny" / name
+        if not is_built(name, dest):
+            env.report(Stage.BUILDING, f"building {entry.id} ({source}) for its first use")
+            started = time.monotonic()
+            build_tiny(name, dest)
+            env.report(Stage.LOADING, f"built {source} in {time.monotonic() - started:.2f} s")
         return dest, "tiny-" + folder_digest(dest)
     if source.startswith("file://"):
         path = Path(source.removeprefix("file://"))

@@ -5,9 +5,10 @@ bundles them): ``pip://mediapipe/selfie_segmentation`` (general, 256x256) or
 ``pip://mediapipe/selfie_segmentation_landscape`` (144x256, faster). The model finds people by
 itself, so point and box prompts are refused (Family.unsupported_fields), never ignored.
 
-Steps: 1. load (find the model in the wheel, build the solution graph)
-       2. prepare (decode the image)  3. run (one image at a time, with progress and cancel)
-       4. encode (a binary mask; or an RGBA cutout and its soft mask)
+Steps: 1. load (find the model in the wheel, build the solution graph)  2. check (prompts are
+       refused at submit: the family declares them)  3. prepare (the image's bytes)
+       4. call (one image: decode, the solution's mask)  5. encode (a binary mask; or an RGBA
+       cutout and its soft mask)
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from typing import Any
 
 import mediapipe as mp
 import numpy as np
+from PIL import Image
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem, each_live_item
+from limner.adapters.base import LoadedModel, LoadEnv
+from limner.adapters.mask_steps import OneMaskAdapter
 from limner.adapters.packaged import resolve_packaged
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
-from limner.media.images import open_image
-from limner.media.masks import outputs_for
 
 # The solution's own switch between its two bundled models: model name -> model_selection.
 MODEL_SELECTION = {"selfie_segmentation": 0, "selfie_segmentation_landscape": 1}
@@ -36,7 +37,7 @@ class Selfie:
     lock: threading.Lock  # a MediaPipe graph takes one image at a time
 
 
-class MediapipeSelfieAdapter:
+class MediapipeSelfieAdapter(OneMaskAdapter):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -62,19 +63,13 @@ class MediapipeSelfieAdapter:
         model.handle.solution.close()
         model.handle = None
 
-    # -- 2. to 4. run a batch -----------------------------------------------------------------
+    # -- 4. call (3. prepare and 5. encode: mask_steps.OneMaskAdapter) ------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def foreground(self, model: LoadedModel, image: Image.Image) -> np.ndarray[Any, Any]:
         selfie: Selfie = model.handle
-        outputs = [JobOutput(files={}) for _ in items]
-        ctx.stage("segmenting")
-        for index, item in each_live_item(items, ctx):
-            image = open_image(item.files["image"], "RGB")
-            with selfie.lock:
-                result = selfie.solution.process(np.asarray(image))
-            probability = np.asarray(result.segmentation_mask, dtype=np.float32)
-            outputs[index].files = outputs_for(entry.task, image, probability, item.input.get("output_format", "png"))
-        return outputs
+        with selfie.lock:
+            result = selfie.solution.process(np.asarray(image))
+        return np.asarray(result.segmentation_mask, dtype=np.float32)
 
 
 def make_adapter() -> MediapipeSelfieAdapter:

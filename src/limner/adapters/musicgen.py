@@ -7,8 +7,9 @@ progress is counted in generated frames, and a cancel stops generation at the ne
 Steps: 1. load (resolve the source, from_pretrained with safetensors only, tokenizer, the
           melody features' settings)
        2. check (inputs this checkpoint cannot take)  3. prepare (one row per output; melody
-          chroma)  4. run (chunks of max_batch_size, one seeded sampler per row, progress and
-          cancel per frame)  5. encode (WAV/FLAC/MP3, trimmed to the requested duration)
+          chroma)  4. call (one generate() over up to max_batch_size rows, one seeded sampler
+          per row, progress and stop per frame)  5. encode (WAV/FLAC/MP3, trimmed to the
+          requested duration)
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.chroma import ChromaSettings, melody_chroma, null_chroma
 from limner.adapters.loading import module_bytes, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelError, ModelUnavailable
 from limner.media.audio import decode_audio, encode_audio
+from limner.progress import Stage
+from limner.tasks.audio import TextToAudioInput
 
 MODEL_CLASSES: dict[str, Any] = {
     "musicgen": MusicgenForConditionalGeneration,
@@ -60,23 +63,20 @@ class MusicGen:
 
 @dataclass(frozen=True)
 class Row:
-    """One output: which item it belongs to and how to make it."""
+    """One output: how to make it."""
 
-    item: int
     prompt: str
     seed: int
     chroma: torch.Tensor | None
 
 
-class Stopped(Exception):
-    """Raised from inside generate() when no job of the batch still wants its output."""
+class MusicGenAdapter(FamilyAdapter[TextToAudioInput, Row, torch.Tensor]):
+    stage = Stage.GENERATING
 
-
-class MusicGenAdapter:
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
-        path, revision = resolve_source(entry, env.models_dir, download=_download, marker="config.json")
+        path, revision = resolve_source(entry, env, download=_download, marker="config.json")
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
             config = AutoConfig.from_pretrained(path)
@@ -103,43 +103,59 @@ class MusicGenAdapter:
         model.handle = None
         release(model.device)
 
-    # -- 2. to 5. run a batch -----------------------------------------------------------------
+    # -- 2. check ----------------------------------------------------------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[TextToAudioInput]) -> None:
+        """MusicGen has no negative prompt and no denoising steps; only Melody takes a melody.
+        (Length is the catalog's limit: the sinusoidal positions go on past the 30 s the released
+        models were trained on, so nothing in the model itself stops a longer request.)"""
+        spec = item.input
+        refused = {"negative_prompt": spec.negative_prompt, "num_inference_steps": spec.num_inference_steps}
+        for name, value in refused.items():
+            if value is not None:
+                raise InvalidInput(f"{entry.id} (MusicGen) does not take {name}", loc=("body", name))
+        if spec.melody and model.handle.chroma is None:
+            raise InvalidInput(f"{entry.id} does not take a melody (MusicGen Melody does)", loc=("body", "melody"))
+
+    # -- 3. prepare --------------------------------------------------------------------------
+
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextToAudioInput]], ctx: RunContext
+    ) -> list[list[Row]]:
+        ctx.stage(Stage.PREPARING)
+        return [rows_of(model.handle, item, model.device) for item in items]
+
+    # -- 4. call -----------------------------------------------------------------------------
+
+    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextToAudioInput, Row]) -> list[torch.Tensor]:
+        """One generate() over the chunk's rows; ``(channels, samples)`` audio per row."""
         gen: MusicGen = model.handle
-        check(entry, gen, items)
-        ctx.stage("preparing")
-        rows = prepare(gen, items, model.device)
-        spec = items[0].input  # duration and guidance are shared by every job of a batch
-        new_tokens = math.ceil(spec["duration_s"] * gen.frame_rate) + gen.num_codebooks - 1
-        size = max(1, entry.runtime.max_batch_size)
-        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-        ctx.stage("generating audio tokens")
-        audio: list[torch.Tensor | None] = []
-        try:
-            for index, part in enumerate(chunks):
-                if all(ctx.is_canceled(items[r.item].job_id) for r in part):
-                    audio.extend([None] * len(part))
-                    continue
-                progress = Progress(ctx, done=index * new_tokens, total=len(chunks) * new_tokens)
-                audio.extend(generate(gen, part, spec["guidance_scale"], new_tokens, progress, model.device))
-        except Stopped:
-            return [JobOutput(files={"audio": []}) for _ in items]
-        ctx.stage("encoding media")
-        samples = round(spec["duration_s"] * gen.sample_rate)
-        outputs = [JobOutput(files={"audio": []}) for _ in items]
-        for row, wave in zip(rows, audio, strict=True):
-            item = items[row.item]
-            if wave is None or ctx.is_canceled(item.job_id):
-                continue
-            encoded = encode_audio(
+        # Duration and guidance are batch fields: every row of a batch shares them.
+        new_tokens = math.ceil(chunk.input.duration_s * gen.frame_rate) + gen.num_codebooks - 1
+        return generate(gen, chunk, new_tokens, model.device)
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[TextToAudioInput],
+        results: list[torch.Tensor],
+        ctx: RunContext,
+    ) -> JobOutput:
+        gen: MusicGen = model.handle
+        samples = round(item.input.duration_s * gen.sample_rate)
+        audio = [
+            encode_audio(
                 wave[:, :samples].float().cpu().numpy(),
                 gen.sample_rate,
-                item.input.get("output_format", "wav"),
-                target_rate=item.input.get("sample_rate"),
+                item.input.output_format,
+                target_rate=item.input.sample_rate,
             )
-            outputs[row.item].files["audio"].append(encoded)
-        return outputs
+            for wave in results
+        ]
+        return JobOutput(files={"audio": audio})
 
 
 def make_adapter() -> MusicGenAdapter:
@@ -154,57 +170,42 @@ def _download(repo: str, revision: str | None, _variant: str | None) -> str:
     return folder
 
 
-# -- checking and preparing ------------------------------------------------------------------
+# -- preparing ---------------------------------------------------------------------------------
 
 
-def check(entry: CatalogEntry, gen: MusicGen, items: list[WorkItem]) -> None:
-    """MusicGen has no negative prompt and no denoising steps; only Melody takes a melody.
-    (Length is the catalog's limit: the sinusoidal positions go on past the 30 s the released
-    models were trained on, so nothing in the model itself stops a longer request.)"""
-    for item in items:
-        for name in ("negative_prompt", "num_inference_steps"):
-            if item.input.get(name) is not None:
-                raise InvalidInput(f"{entry.id} (MusicGen) does not take {name}", loc=("body", name))
-        if item.input.get("melody") and gen.chroma is None:
-            raise InvalidInput(f"{entry.id} does not take a melody (MusicGen Melody does)", loc=("body", "melody"))
-
-
-def prepare(gen: MusicGen, items: list[WorkItem], device: str) -> list[Row]:
-    rows: list[Row] = []
-    for index, item in enumerate(items):
-        spec = item.input
-        chroma = None
-        if gen.chroma is not None:
-            if "melody" in item.files:
-                samples, rate = decode_audio(item.files["melody"])
-                chroma = melody_chroma(samples, rate, gen.chroma)
-            else:
-                chroma = null_chroma(gen.chroma)
-            chroma = chroma.to(device=device, dtype=gen.model.dtype)
-        for k in range(spec.get("num_outputs", 1)):
-            rows.append(Row(index, spec["prompt"], spec["seed"] + k, chroma))
-    return rows
+def rows_of(gen: MusicGen, item: WorkItem[TextToAudioInput], device: str) -> list[Row]:
+    """One row per output (seeds seed, seed+1, ...), with the melody's chroma for Melody."""
+    spec = item.input
+    chroma = None
+    if gen.chroma is not None:
+        if "melody" in item.files:
+            samples, rate = decode_audio(item.files["melody"])
+            chroma = melody_chroma(samples, rate, gen.chroma)
+        else:
+            chroma = null_chroma(gen.chroma)
+        chroma = chroma.to(device=device, dtype=gen.model.dtype)
+    seed = spec.chosen_seed()
+    return [Row(spec.prompt, seed + k, chroma) for k in range(spec.num_outputs)]
 
 
 # -- running ---------------------------------------------------------------------------------
 
 
 class Progress(StoppingCriteria):
-    """Reports each generated frame and stops generation when every job was canceled.
+    """Reports each generated frame, which stops generation when no job of the call is wanted.
 
     generate() only checks criteria between frames, and a criterion that says "stop" would
-    cut MusicGen's delayed codebooks unevenly; raising ``Stopped`` abandons the call instead.
+    cut MusicGen's delayed codebooks unevenly; ``chunk.step`` raising ``Stopped`` abandons the
+    call instead.
     """
 
-    def __init__(self, ctx: RunContext, *, done: int, total: int) -> None:
-        self.ctx, self.done, self.total = ctx, done, total
+    def __init__(self, chunk: Chunk[TextToAudioInput, Row], total: int) -> None:
+        self.chunk, self.total = chunk, total
         self.generated = 0
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         self.generated += 1
-        self.ctx.step(self.done + self.generated, self.total)
-        if self.ctx.should_stop():
-            raise Stopped
+        self.chunk.step(self.generated, self.total)
         keep_going = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         return keep_going  # type: ignore[return-value]  # transformers annotates the legacy BoolTensor
 
@@ -253,10 +254,9 @@ def warpers_of(config: Any) -> LogitsProcessorList:
     return warpers
 
 
-def generate(
-    gen: MusicGen, rows: list[Row], guidance_scale: float, new_tokens: int, progress: Progress, device: str
-) -> list[torch.Tensor]:
-    """One generate() call over ``rows``; returns ``(channels, samples)`` audio per row."""
+def generate(gen: MusicGen, chunk: Chunk[TextToAudioInput, Row], new_tokens: int, device: str) -> list[torch.Tensor]:
+    """One generate() call over the chunk's rows; returns ``(channels, samples)`` audio per row."""
+    rows, guidance_scale = chunk.rows, chunk.input.guidance_scale
     inputs = gen.tokenizer([r.prompt for r in rows], padding=True, return_tensors="pt").to(device)
     if gen.chroma is not None:
         inputs["input_features"] = torch.stack([r.chroma for r in rows if r.chroma is not None])
@@ -272,6 +272,6 @@ def generate(
             **inputs,
             generation_config=config,
             logits_processor=SamplerLast([sampler]),
-            stopping_criteria=StoppingCriteriaList([progress]),
+            stopping_criteria=StoppingCriteriaList([Progress(chunk, new_tokens)]),
         )
     return list(audio)

@@ -10,8 +10,8 @@ found through the entry's source:
 - ``file:///path/to/voice.onnx``: a voice on disk (e.g. one downloaded from rhasspy/piper-voices).
 
 Steps: 1. load (find the voice files, PiperVoice.load)  2. check (the voice name)
-       3. prepare (sentences)  4. run (one sentence at a time: progress and cancel per
-       sentence)  5. encode (WAV/FLAC/MP3)
+       3. prepare (the speaker and the sentences)  4. call (one text, one sentence at a time:
+       progress and stop per sentence)  5. encode (WAV/FLAC/MP3)
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.audio import encode_audio
+from limner.progress import Stage
+from limner.tasks.speech import TextToSpeechInput
 
 INSTALL_HINT = "install limner[piper] (pip install 'limner[piper]'; piper-tts is GPL-3.0)"
 
@@ -41,7 +43,20 @@ class Piper:
     default_length_scale: float
 
 
-class PiperAdapter:
+@dataclass(frozen=True)
+class Utterance:
+    """One text to say: by which speaker, how fast, in how many sentences."""
+
+    text: str
+    speaker_id: int | None
+    length_scale: float
+    sentences: int
+
+
+class PiperAdapter(FamilyAdapter[TextToSpeechInput, Utterance, np.ndarray[Any, Any]]):
+    stage = Stage.SYNTHESIZING
+    rows_per_call = 1
+
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -71,43 +86,55 @@ class PiperAdapter:
     def unload(self, model: LoadedModel) -> None:
         model.handle = None
 
-    # -- 2. to 5. run a batch -----------------------------------------------------------------
+    # -- 2. check ----------------------------------------------------------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[TextToSpeechInput]) -> None:
+        speaker_of(entry, model.handle, item.input)
+
+    # -- 3. prepare --------------------------------------------------------------------------
+
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextToSpeechInput]], ctx: RunContext
+    ) -> list[list[Utterance]]:
         piper: Piper = model.handle
-        speakers = [speaker_of(entry, piper, item) for item in items]
-        ctx.stage("phonemizing")
-        sentences = [len([s for s in piper.voice.phonemize(item.input["text"]) if s]) for item in items]
-        if 0 in sentences:
-            raise InvalidInput("text has nothing a voice can say", loc=("body", "text"))
-        outputs = [JobOutput(files={"audio": []}) for _ in items]
-        ctx.stage("synthesizing")
-        done, total = 0, sum(sentences)
-        for index, item in enumerate(items):
-            if ctx.is_canceled(item.job_id):
-                done += sentences[index]
-                continue
-            config = piper.synthesis_config(
-                speaker_id=speakers[index], length_scale=piper.default_length_scale / item.input.get("speed", 1.0)
-            )
-            chunks: list[np.ndarray[Any, Any]] = []
-            for chunk in piper.voice.synthesize(item.input["text"], syn_config=config):
-                chunks.append(chunk.audio_float_array)
-                done += 1
-                ctx.step(done, total)
-                if ctx.should_stop():
-                    return [JobOutput(files={"audio": []}) for _ in items]
-            if ctx.is_canceled(item.job_id):
-                continue
-            outputs[index].files["audio"].append(
-                encode_audio(
-                    np.concatenate(chunks)[None, :],
-                    piper.sample_rate,
-                    item.input.get("output_format", "wav"),
-                    target_rate=item.input.get("sample_rate"),
-                )
-            )
-        return outputs
+        ctx.stage(Stage.PREPARING)  # phonemizing: what the voice will say, sentence by sentence
+        rows: list[list[Utterance]] = []
+        for item in items:
+            spec = item.input
+            sentences = len([s for s in piper.voice.phonemize(spec.text) if s])
+            if not sentences:
+                raise InvalidInput("text has nothing a voice can say", loc=("body", "text"))
+            speaker, scale = speaker_of(entry, piper, spec), piper.default_length_scale / spec.speed
+            rows.append([Utterance(spec.text, speaker, scale, sentences)])
+        return rows
+
+    # -- 4. call -----------------------------------------------------------------------------
+
+    def call(
+        self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextToSpeechInput, Utterance]
+    ) -> list[np.ndarray[Any, Any]]:
+        piper: Piper = model.handle
+        [say] = chunk.rows
+        config = piper.synthesis_config(speaker_id=say.speaker_id, length_scale=say.length_scale)
+        pieces: list[np.ndarray[Any, Any]] = []
+        for done, piece in enumerate(piper.voice.synthesize(say.text, syn_config=config), start=1):
+            pieces.append(piece.audio_float_array)
+            chunk.step(done, say.sentences)
+        return [np.concatenate(pieces)[None, :]]
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[TextToSpeechInput],
+        results: list[np.ndarray[Any, Any]],
+        ctx: RunContext,
+    ) -> JobOutput:
+        spec = item.input
+        audio = encode_audio(results[0], model.handle.sample_rate, spec.output_format, target_rate=spec.sample_rate)
+        return JobOutput(files={"audio": [audio]})
 
 
 def make_adapter() -> PiperAdapter:
@@ -158,10 +185,10 @@ def voice_files(entry: CatalogEntry) -> tuple[Path, str]:
     return path, revision
 
 
-def speaker_of(entry: CatalogEntry, piper: Piper, item: WorkItem) -> int | None:
+def speaker_of(entry: CatalogEntry, piper: Piper, spec: TextToSpeechInput) -> int | None:
     """The speaker id of a multi-speaker voice; None for a single-speaker voice, whose one name
     the catalog lists in limits.voices (checked by the API)."""
-    name = item.input.get("voice")
+    name = spec.voice
     if not piper.speakers or name is None:
         return None
     if name not in piper.speakers:

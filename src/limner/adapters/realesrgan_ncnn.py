@@ -7,8 +7,9 @@ holding such a pair (``file:///dir/<model>``). They run with the ``ncnn`` packag
 ``output``, CHW float in [0, 1].
 
 Steps: 1. load (find the files, load the net, measure its native factor)
-       2. check (scale against the native factor)  3. prepare (decode, split off alpha)
-       4. run (tile by tile, with progress and cancel)  5. encode (resize to ``scale``, PNG/WebP/JPEG)
+       2. check (scale against the native factor)  3. prepare (the image's bytes)
+       4. call (one image: decode, split off alpha, then tile by tile with progress and stop)
+       5. encode (resize to ``scale``, PNG/WebP/JPEG)
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import ncnn
 import numpy as np
 from PIL import Image
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.packaged import resolve_packaged
 from limner.adapters.tiling import Array, run_tiled
 from limner.catalog.entry import CatalogEntry
-from limner.errors import InvalidInput, ModelUnavailable
+from limner.errors import InvalidInput, ModelError, ModelUnavailable
 from limner.media.images import encode_image, open_image
+from limner.progress import Stage
+from limner.tasks.upscale import UpscaleInput
 
 log = logging.getLogger("limner.adapters.realesrgan_ncnn")
 PROBE = 16  # input pixels per side of the probe that measures the native factor
@@ -54,7 +57,27 @@ class Upscaler:
         return result.transpose(1, 2, 0)
 
 
-class RealEsrganNcnnAdapter:
+@dataclass(frozen=True)
+class Picture:
+    """An input image as the net takes it: RGB pixels as float [0, 1], and the alpha channel
+    if it has one (upscaled separately with Lanczos: the network only knows colour)."""
+
+    rgb: Array
+    alpha: Image.Image | None
+
+
+@dataclass(frozen=True)
+class Upscaled:
+    """The net's output for a picture (at its native factor), and the picture."""
+
+    pixels: Array
+    source: Picture
+
+
+class RealEsrganNcnnAdapter(FamilyAdapter[UpscaleInput, bytes, Upscaled]):
+    stage = Stage.UPSCALING
+    rows_per_call = 1
+
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -76,34 +99,51 @@ class RealEsrganNcnnAdapter:
         model.handle.net.clear()
         model.handle = None
 
-    # -- 2. to 5. run a batch -----------------------------------------------------------------
+    # -- 2. check ----------------------------------------------------------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[UpscaleInput]) -> None:
+        native = model.handle.native_scale
+        if item.input.scale > native:
+            raise InvalidInput(
+                f"scale={item.input.scale} is over {entry.id}'s native factor of {native}", loc=("body", "scale")
+            )
+
+    # -- 3. prepare: decoding waits for the call (a decoded picture is large: one at a time) --
+
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[UpscaleInput]], ctx: RunContext
+    ) -> list[list[bytes]]:
+        return [[item.files["image"]] for item in items]
+
+    # -- 4. call -----------------------------------------------------------------------------
+
+    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[UpscaleInput, bytes]) -> list[Upscaled]:
         upscaler: Upscaler = model.handle
-        for item in items:
-            check(entry, item, upscaler.native_scale)
-        outputs = [JobOutput(files={"images": []}) for _ in items]
-        ctx.stage("upscaling")
-        for index, item in enumerate(items):
-            if ctx.should_stop():
-                break
-            if ctx.is_canceled(item.job_id):
-                continue
-            spec = item.input
-            rgb, alpha = prepare(item.files["image"])
-            upscaled: Array | None = None
-            tiles = run_tiled(rgb, upscaler, upscaler.native_scale, spec["tile_size"], spec["tile_overlap"])
-            for done, total, result in tiles:
-                ctx.step(index * total + done, len(items) * total)
-                if ctx.is_canceled(item.job_id):
-                    break
-                upscaled = result
-            if upscaled is None:
-                continue
-            height, width = rgb.shape[:2]
-            image = encode(upscaled, alpha, (width * spec["scale"], height * spec["scale"]))
-            outputs[index].files["images"].append(encode_image(image, spec["output_format"]))
-        return outputs
+        spec, source = chunk.input, picture(chunk.rows[0])
+        upscaled: Array | None = None
+        for done, total, result in run_tiled(
+            source.rgb, upscaler, upscaler.native_scale, spec.tile_size, spec.tile_overlap
+        ):
+            chunk.step(done, total)
+            upscaled = result
+        if upscaled is None:
+            raise ModelError(f"{entry.id}: tiling ended without an image")
+        return [Upscaled(upscaled, source)]
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[UpscaleInput],
+        results: list[Upscaled],
+        ctx: RunContext,
+    ) -> JobOutput:
+        spec, [upscaled] = item.input, results
+        height, width = upscaled.source.rgb.shape[:2]
+        image = to_image(upscaled.pixels, upscaled.source.alpha, (width * spec.scale, height * spec.scale))
+        return JobOutput(files={"images": [encode_image(image, spec.output_format)]})
 
 
 def make_adapter() -> RealEsrganNcnnAdapter:
@@ -129,26 +169,17 @@ def _model_files(entry: CatalogEntry) -> tuple[Path, Path, str]:
     return param, weights, revision
 
 
-# -- checking, preparing, encoding -------------------------------------------------------------
+# -- preparing and encoding -------------------------------------------------------------
 
 
-def check(entry: CatalogEntry, item: WorkItem, native_scale: int) -> None:
-    if item.input["scale"] > native_scale:
-        raise InvalidInput(
-            f"scale={item.input['scale']} is over {entry.id}'s native factor of {native_scale}", loc=("body", "scale")
-        )
-
-
-def prepare(data: bytes) -> tuple[Array, Image.Image | None]:
-    """The RGB pixels as float [0, 1], and the alpha channel if the image has one (upscaled
-    separately with Lanczos: the network only knows colour)."""
+def picture(data: bytes) -> Picture:
     with Image.open(io.BytesIO(data)) as probe:
         has_alpha = "A" in probe.getbands() or "transparency" in probe.info
     alpha = open_image(data, "RGBA").getchannel("A") if has_alpha else None
-    return np.asarray(open_image(data, "RGB"), dtype=np.float32) / 255.0, alpha
+    return Picture(np.asarray(open_image(data, "RGB"), dtype=np.float32) / 255.0, alpha)
 
 
-def encode(upscaled: Array, alpha: Image.Image | None, size: tuple[int, int]) -> Image.Image:
+def to_image(upscaled: Array, alpha: Image.Image | None, size: tuple[int, int]) -> Image.Image:
     """The network's output as an image of ``size`` (smaller than native when scale asks so)."""
     image = Image.fromarray(np.clip(upscaled * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
     if image.size != size:

@@ -11,8 +11,8 @@ Shap-E pipelines take no step callback, so progress and stopping hook the one pe
 iterator they do have: ``progress_bar`` (see ``_StepReporter``).
 
 Steps: 1. load (the task's pipeline class, from_pretrained, place)  2. check (nothing beyond
-       the schema)  3. prepare (prompt or image, seeded generator)  4. run (denoising with
-       progress and stop, then mesh decoding)  5. encode (GLB/PLY + turntable MP4)
+       the schema)  3. prepare (prompt or image, seeded generator)  4. call (denoising with
+       progress and stop, then mesh decoding; one job per call)  5. encode (GLB/PLY + turntable MP4)
 """
 
 from __future__ import annotations
@@ -25,21 +25,26 @@ import torch
 import trimesh
 from diffusers import ShapEImg2ImgPipeline, ShapEPipeline
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import Stopped, generator
+from limner.adapters.video_steps import generator
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelError
 from limner.media.images import MediaFile, open_image
 from limner.media.mesh import TURNTABLE_FPS, encode_mesh, render_turntable
 from limner.media.video import encode_video
+from limner.progress import Stage
+from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 
 TASK_PIPELINES: dict[str, Any] = {"text-to-3d": ShapEPipeline, "image-to-3d": ShapEImg2ImgPipeline}
 Z_UP_TO_Y_UP = trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
+MeshInput = TextTo3DInput | ImageTo3DInput
 
 
-class ShapEAdapter:
+class ShapEAdapter(FamilyAdapter[MeshInput, dict[str, Any], trimesh.Trimesh]):
+    rows_per_call = 1
+
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -49,25 +54,42 @@ class ShapEAdapter:
     def unload(self, model: LoadedModel) -> None:
         unload_pipeline(model)
 
-    # -- 2. to 5. ------------------------------------------------------------------------------
+    # -- 3. prepare: the call's arguments ----------------------------------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[MeshInput]], ctx: RunContext
+    ) -> list[list[dict[str, Any]]]:
+        return [[call_args(entry, item)] for item in items]
+
+    # -- 4. call: denoising, then decoding the mesh --------------------------------------------
+
+    def call(
+        self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[MeshInput, dict[str, Any]]
+    ) -> list[trimesh.Trimesh]:
         pipe = model.handle
-        outputs: list[JobOutput] = []
-        for index, item in enumerate(items):
-            if ctx.is_canceled(item.job_id):
-                outputs.append(JobOutput(files={}))
-                continue
-            latents = denoise(pipe, entry, item, ctx, index, len(items))
-            if latents is None or ctx.is_canceled(item.job_id):
-                outputs.append(JobOutput(files={}))
-                continue
-            ctx.stage("decoding")
-            mesh = decode(pipe, entry, latents, item.input["mesh_resolution"], model.device)
-            ctx.log(f"decoded a mesh of {len(mesh.vertices)} vertices and {len(mesh.faces)} faces")
-            ctx.stage("encoding media")
-            outputs.append(JobOutput(files=encode(mesh, item.input)))
-        return outputs
+        chunk.ctx.stage(Stage.DENOISING)
+        pipe.progress_bar = _StepReporter(chunk)
+        try:
+            with torch.inference_mode():
+                latents = pipe(**chunk.rows[0]).images
+        finally:
+            del pipe.progress_bar  # back to the class's own
+        chunk.ctx.stage(Stage.DECODING)
+        mesh = decode(pipe, entry, latents, chunk.input.mesh_resolution, model.device)
+        chunk.ctx.log(f"decoded a mesh of {len(mesh.vertices)} vertices and {len(mesh.faces)} faces")
+        return [mesh]
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[MeshInput],
+        results: list[trimesh.Trimesh],
+        ctx: RunContext,
+    ) -> JobOutput:
+        return JobOutput(files=encode(results[0], item.input))
 
 
 def make_adapter() -> ShapEAdapter:
@@ -78,45 +100,35 @@ def make_adapter() -> ShapEAdapter:
 # -- preparing and running ----------------------------------------------------------------------
 
 
-def denoise(pipe: Any, entry: CatalogEntry, item: WorkItem, ctx: RunContext, index: int, count: int) -> Any:
-    """The job's latents (1, embeddings, width), or None when the batch was stopped."""
+def call_args(entry: CatalogEntry, item: WorkItem[MeshInput]) -> dict[str, Any]:
+    """The pipeline's arguments for one job, run to its latents (1, embeddings, width)."""
     spec = item.input
     kwargs: dict[str, Any] = {
-        "num_inference_steps": spec["num_inference_steps"],
-        "guidance_scale": spec["guidance_scale"],
-        "generator": generator(spec["seed"]),
+        "num_inference_steps": spec.num_inference_steps,
+        "guidance_scale": spec.guidance_scale,
+        "generator": generator(spec.chosen_seed()),
         **entry.call_args,
         "output_type": "latent",
     }
-    if entry.task == "image-to-3d":
+    if isinstance(spec, ImageTo3DInput):
         kwargs["image"] = open_image(item.files["image"])
     else:
-        kwargs["prompt"] = spec["prompt"]
-    ctx.stage("denoising")
-    pipe.progress_bar = _StepReporter(ctx, index, count)
-    try:
-        with torch.inference_mode():
-            return pipe(**kwargs).images
-    except Stopped:
-        return None
-    finally:
-        del pipe.progress_bar  # back to the class's own
+        kwargs["prompt"] = spec.prompt
+    return kwargs
 
 
 class _StepReporter:
-    """Stands in for ``DiffusionPipeline.progress_bar``: reports each finished step and raises
-    Stopped before the next one when no job of the batch still wants its output."""
+    """Stands in for ``DiffusionPipeline.progress_bar``: reports each finished step, which
+    raises Stopped when no job of the call still wants its output."""
 
-    def __init__(self, ctx: RunContext, index: int, count: int) -> None:
-        self.ctx, self.index, self.count = ctx, index, count
+    def __init__(self, chunk: Chunk[MeshInput, dict[str, Any]]) -> None:
+        self.chunk = chunk
 
     def __call__(self, iterable: Iterable[Any] | None = None, total: int | None = None) -> Iterator[Any]:
         steps = list(iterable) if iterable is not None else []
         for step, value in enumerate(steps):
-            if self.ctx.should_stop():
-                raise Stopped
             yield value
-            self.ctx.step(self.index * len(steps) + step + 1, self.count * len(steps))
+            self.chunk.step(step + 1, len(steps))
 
 
 def decode(pipe: Any, entry: CatalogEntry, latents: Any, resolution: int, device: str) -> trimesh.Trimesh:
@@ -134,9 +146,9 @@ def decode(pipe: Any, entry: CatalogEntry, latents: Any, resolution: int, device
     return mesh
 
 
-def encode(mesh: trimesh.Trimesh, spec: dict[str, Any]) -> dict[str, list[MediaFile]]:
-    files: dict[str, list[MediaFile]] = {"meshes": [encode_mesh(mesh, fmt) for fmt in spec["output_formats"]]}
-    if spec["preview"]:
-        frames = render_turntable(mesh, spec["preview_frames"], spec["preview_size"])
+def encode(mesh: trimesh.Trimesh, spec: MeshInput) -> dict[str, list[MediaFile]]:
+    files: dict[str, list[MediaFile]] = {"meshes": [encode_mesh(mesh, fmt) for fmt in spec.output_formats]}
+    if spec.preview:
+        frames = render_turntable(mesh, spec.preview_frames, spec.preview_size)
         files["previews"] = [encode_video(frames, TURNTABLE_FPS)]
     return files

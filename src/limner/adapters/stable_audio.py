@@ -5,23 +5,27 @@ with different defaults (the residency key is the same, so the weights load once
 
 Steps: 1. load (resolve the source, from_pretrained, place on the device)
        2. check (inputs this pipeline cannot take, the model's longest output)
-       3. prepare (one row per output)  4. run (chunks of max_batch_size, one generator per
-          output, progress and cancel per denoising step)  5. encode (WAV/FLAC/MP3)
+       3. prepare (one row per output)  4. call (one pipeline call over up to max_batch_size
+          rows, with or without a negative prompt; one generator per output, progress and stop
+          per denoising step)  5. encode (WAV/FLAC/MP3)
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded, ModelUnavailable
 from limner.media.audio import encode_audio
+from limner.progress import Stage
+from limner.tasks.audio import TextToAudioInput
 
 DEFAULT_STEPS = 100  # StableAudioPipeline's own default, used when neither request nor catalog sets one
 
@@ -35,22 +39,18 @@ class StableAudio:
 
 @dataclass(frozen=True)
 class Row:
-    item: int
     prompt: str
     negative_prompt: str | None
     seed: int
 
 
-class Stopped(Exception):
-    """Raised from the step callback when no job of the batch still wants its output
-    (StableAudioPipeline has no interrupt flag, only a per-step callback)."""
+class StableAudioAdapter(FamilyAdapter[TextToAudioInput, Row, torch.Tensor]):
+    stage = Stage.DENOISING
 
-
-class StableAudioAdapter:
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
-        path, revision = resolve_source(entry, env.models_dir, download=_download)
+        path, revision = resolve_source(entry, env, download=_download)
         dtype = resolve_dtype(entry.runtime.dtype, env.device)
         try:
             pipe = DiffusionPipeline.from_pretrained(str(path), dtype=dtype, use_safetensors=True)
@@ -74,39 +74,82 @@ class StableAudioAdapter:
         model.handle = None
         release(model.device)
 
-    # -- 2. to 5. run a batch -----------------------------------------------------------------
+    # -- 2. check ----------------------------------------------------------------------------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
+    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[TextToAudioInput]) -> None:
         audio_model: StableAudio = model.handle
-        check(entry, audio_model, items)
-        rows = prepare(items)
-        spec = items[0].input  # duration, steps and guidance are shared by every job of a batch
-        steps = spec.get("num_inference_steps") or DEFAULT_STEPS
-        chunks = chunk(rows, max(1, entry.runtime.max_batch_size))
-        waves: dict[int, torch.Tensor] = {}
-        ctx.stage("denoising")
-        try:
-            for index, part in enumerate(chunks):
-                if all(ctx.is_canceled(items[rows[r].item].job_id) for r in part):
-                    continue
-                done = call(audio_model.pipe, spec, [rows[r] for r in part], steps, ctx, index, len(chunks))
-                waves.update(zip(part, done, strict=True))
-        except Stopped:
-            return [JobOutput(files={"audio": []}) for _ in items]
-        ctx.stage("encoding media")
-        outputs = [JobOutput(files={"audio": []}) for _ in items]
-        for index, row in enumerate(rows):
-            item = items[row.item]
-            if index not in waves or ctx.is_canceled(item.job_id):
-                continue
-            encoded = encode_audio(
-                waves[index].float().cpu().numpy(),
-                audio_model.sample_rate,
-                item.input.get("output_format", "wav"),
-                target_rate=item.input.get("sample_rate"),
+        if item.input.melody:
+            raise InvalidInput(f"{entry.id} does not take a melody", loc=("body", "melody"))
+        duration = item.input.duration_s
+        if duration > audio_model.max_duration_s:
+            raise LimitExceeded(
+                f"duration_s={duration} is over what {entry.id} can make: {audio_model.max_duration_s:.2f} s",
+                loc=("body", "duration_s"),
             )
-            outputs[row.item].files["audio"].append(encoded)
-        return outputs
+
+    # -- 3. prepare --------------------------------------------------------------------------
+
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextToAudioInput]], ctx: RunContext
+    ) -> list[list[Row]]:
+        rows: list[list[Row]] = []
+        for item in items:
+            spec, seed = item.input, item.input.chosen_seed()
+            rows.append([Row(spec.prompt, spec.negative_prompt, seed + k) for k in range(spec.num_outputs)])
+        return rows
+
+    def call_key(self, row: Row) -> Hashable:
+        """Rows with and without a negative prompt never share a call: the pipeline guides
+        against zeros without one and against the encoded text with one, and an output must
+        not depend on its batch-mates."""
+        return bool(row.negative_prompt)
+
+    # -- 4. call -----------------------------------------------------------------------------
+
+    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextToAudioInput, Row]) -> list[torch.Tensor]:
+        """One pipeline call over the chunk's rows; ``(channels, samples)`` audio per row."""
+        pipe = model.handle.pipe
+        spec, rows = chunk.input, chunk.rows  # duration, steps and guidance are batch fields
+        steps = spec.num_inference_steps or DEFAULT_STEPS
+
+        def on_step(step: int, _timestep: Any, _latents: Any) -> None:
+            chunk.step(step + 1, steps)  # StableAudioPipeline has no interrupt flag: Stopped ends it
+
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in rows],
+            "audio_end_in_s": spec.duration_s,
+            "num_inference_steps": steps,
+            "guidance_scale": spec.guidance_scale,
+            "num_waveforms_per_prompt": 1,
+            # One generator per output: an output depends on its own seed, not on its batch.
+            "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in rows],
+            "callback": on_step,
+            "callback_steps": 1,
+            "output_type": "pt",
+        }
+        if rows[0].negative_prompt:
+            kwargs["negative_prompt"] = [r.negative_prompt or "" for r in rows]
+        with torch.inference_mode():
+            result = pipe(**kwargs)
+        return list(result.audios)
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[TextToAudioInput],
+        results: list[torch.Tensor],
+        ctx: RunContext,
+    ) -> JobOutput:
+        rate = model.handle.sample_rate
+        spec = item.input
+        audio = [
+            encode_audio(wave.float().cpu().numpy(), rate, spec.output_format, target_rate=spec.sample_rate)
+            for wave in results
+        ]
+        return JobOutput(files={"audio": audio})
 
 
 def make_adapter() -> StableAudioAdapter:
@@ -118,70 +161,3 @@ def _download(repo: str, revision: str | None, variant: str | None) -> str:
     """Only the files a diffusers pipeline needs (one weight variant, no duplicates)."""
     folder: str = DiffusionPipeline.download(repo, revision=revision, variant=variant)
     return folder
-
-
-# -- checking and preparing ------------------------------------------------------------------
-
-
-def check(entry: CatalogEntry, audio_model: StableAudio, items: list[WorkItem]) -> None:
-    for item in items:
-        if item.input.get("melody"):
-            raise InvalidInput(f"{entry.id} does not take a melody", loc=("body", "melody"))
-        duration = item.input["duration_s"]
-        if duration > audio_model.max_duration_s:
-            raise LimitExceeded(
-                f"duration_s={duration} is over what {entry.id} can make: {audio_model.max_duration_s:.2f} s",
-                loc=("body", "duration_s"),
-            )
-
-
-def prepare(items: list[WorkItem]) -> list[Row]:
-    rows: list[Row] = []
-    for index, item in enumerate(items):
-        spec = item.input
-        for k in range(spec.get("num_outputs", 1)):
-            rows.append(Row(index, spec["prompt"], spec.get("negative_prompt"), spec["seed"] + k))
-    return rows
-
-
-def chunk(rows: list[Row], size: int) -> list[list[int]]:
-    """Row indices in chunks of ``size``, rows with and without a negative prompt apart: the
-    pipeline guides against zeros without one and against the encoded text with one, and an
-    output must not depend on its batch-mates."""
-    chunks: list[list[int]] = []
-    for negative in (False, True):
-        group = [i for i, r in enumerate(rows) if bool(r.negative_prompt) == negative]
-        chunks.extend(group[i : i + size] for i in range(0, len(group), size))
-    return chunks
-
-
-# -- running ---------------------------------------------------------------------------------
-
-
-def call(
-    pipe: Any, spec: dict[str, Any], rows: list[Row], steps: int, ctx: RunContext, chunk_index: int, chunks: int
-) -> list[torch.Tensor]:
-    """One pipeline call over ``rows``; returns ``(channels, samples)`` audio per row."""
-
-    def on_step(step: int, _timestep: Any, _latents: Any) -> None:
-        ctx.step(chunk_index * steps + step + 1, chunks * steps)
-        if ctx.should_stop():
-            raise Stopped
-
-    kwargs: dict[str, Any] = {
-        "prompt": [r.prompt for r in rows],
-        "audio_end_in_s": spec["duration_s"],
-        "num_inference_steps": steps,
-        "guidance_scale": spec["guidance_scale"],
-        "num_waveforms_per_prompt": 1,
-        # One generator per output: an output depends on its own seed, not on its batch.
-        "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in rows],
-        "callback": on_step,
-        "callback_steps": 1,
-        "output_type": "pt",
-    }
-    if rows[0].negative_prompt:
-        kwargs["negative_prompt"] = [r.negative_prompt or "" for r in rows]
-    with torch.inference_mode():
-        result = pipe(**kwargs)
-    return list(result.audios)

@@ -9,7 +9,7 @@ or the entry's ``call_args``) to the request's ``guidance_scale``. ``decode_chun
 
 Steps: 1. load (from_pretrained, place)  2. check (text is refused at submit: the family
        declares it)  3. prepare (one call's arguments; the first frame fitted to the frame
-       size)  4. run (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
+       size)  4. call (denoising with progress and stop, then decoding)  5. encode (MP4 + poster)
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from typing import Any
 
 from diffusers import StableVideoDiffusionPipeline
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import LoadedModel, LoadEnv, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import first_frame, generator, run_videos
+from limner.adapters.video_steps import VideoAdapter, first_frame, generator
 from limner.catalog.entry import CatalogEntry
+from limner.tasks.video import ImageToVideoInput
 
 
-class StableVideoDiffusionAdapter:
+class StableVideoDiffusionAdapter(VideoAdapter[ImageToVideoInput]):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -35,28 +36,27 @@ class StableVideoDiffusionAdapter:
     def unload(self, model: LoadedModel) -> None:
         unload_pipeline(model)
 
-    # -- 2. to 5. ------------------------------------------------------------------------------
+    # -- 2. check: text is refused at submit (the family declares it) -------------------------
+    # -- 3. prepare, 4. call, 5. encode: video_steps.VideoAdapter, with these arguments --------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        return run_videos(model.handle, entry, items, ctx, call_args)
-
-
-def call_args(_entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
-    spec = item.input
-    kwargs: dict[str, Any] = {
-        "image": first_frame(item),
-        "height": spec["height"],
-        "width": spec["width"],
-        "num_frames": spec["num_frames"],
-        "num_inference_steps": spec["num_inference_steps"],
-        "max_guidance_scale": spec["guidance_scale"],
-        "fps": spec["fps"],
-        "generator": generator(spec["seed"]),
-    }
-    for name in ("motion_bucket_id", "noise_aug_strength"):
-        if spec.get(name) is not None:
-            kwargs[name] = spec[name]
-    return kwargs
+    def call_args(self, entry: CatalogEntry, item: WorkItem[ImageToVideoInput]) -> dict[str, Any]:
+        spec = item.input
+        width, height = spec.output_size()
+        kwargs: dict[str, Any] = {
+            "image": first_frame(item.files["image"], (width, height)),
+            "height": height,
+            "width": width,
+            "num_frames": spec.num_frames,
+            "num_inference_steps": spec.num_inference_steps,
+            "max_guidance_scale": spec.guidance_scale,
+            "fps": spec.fps,
+            "generator": generator(spec.chosen_seed()),
+        }
+        if spec.motion_bucket_id is not None:
+            kwargs["motion_bucket_id"] = spec.motion_bucket_id
+        if spec.noise_aug_strength is not None:
+            kwargs["noise_aug_strength"] = spec.noise_aug_strength
+        return kwargs
 
 
 def make_adapter() -> StableVideoDiffusionAdapter:

@@ -1,55 +1,104 @@
-"""The steps every video family shares: check, prepare the first frame, run with progress and
-stop, and encode (an MP4 under ``videos`` plus a PNG poster under ``previews``).
+"""The steps every video family shares: prepare one call's arguments (the first frame fitted to
+the frame size), call the pipeline with progress and stop, and encode (an MP4 under ``videos``
+plus a PNG poster under ``previews``).
 
-A family supplies what differs (its pipeline classes and the keyword arguments of one call);
-the loop over a batch's jobs lives here. Video jobs run one pipeline call each: a video batch
-would multiply activation memory by the batch size for little gain on models this large.
+A family supplies what differs: its load (pipeline classes) and the keyword arguments of one
+call (``call_args``). Video jobs run one pipeline call each: a video batch would multiply
+activation memory by the batch size for little gain on models this large.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from abc import abstractmethod
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from limner.adapters.base import JobOutput, RunContext, WorkItem
+from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, RunContext, WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelError
 from limner.media.images import open_image
 from limner.media.video import encode_video, poster, to_uint8_frames
+from limner.progress import Stage
+from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
-# Builds the pipeline's keyword arguments for one job (the family's own mapping).
-CallArgs = Callable[[CatalogEntry, WorkItem], dict[str, Any]]
-
-
-class Stopped(Exception):
-    """Raised from a step callback when no job of the batch still wants its output.
-
-    Raising, rather than setting the pipeline's interrupt flag, also skips decoding (the
-    costliest part of a short video), and works for pipelines without the flag (SVD).
-    """
+VideoInputT = TypeVar("VideoInputT", bound=TextToVideoInput | ImageToVideoInput)
+Frames = np.ndarray[Any, Any]  # uint8 (count, height, width, 3)
 
 
-def prompted_call_args(entry: CatalogEntry, item: WorkItem) -> dict[str, Any]:
+class VideoAdapter(FamilyAdapter[VideoInputT, dict[str, Any], Frames]):
+    """A video family: one pipeline call per job, whose arguments ``call_args`` makes."""
+
+    rows_per_call = 1
+
+    @abstractmethod
+    def call_args(self, entry: CatalogEntry, item: WorkItem[VideoInputT]) -> dict[str, Any]:
+        """The pipeline's keyword arguments for one job (the family's own mapping)."""
+
+    # -- 3. prepare --------------------------------------------------------------------------
+
+    def prepare(
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[VideoInputT]], ctx: RunContext
+    ) -> list[list[dict[str, Any]]]:
+        return [[{**self.call_args(entry, item), **entry.call_args}] for item in items]
+
+    # -- 4. call: denoising with progress and stop, then decoding ------------------------------
+
+    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[VideoInputT, dict[str, Any]]) -> list[Frames]:
+        [kwargs] = chunk.rows
+        steps = int(kwargs["num_inference_steps"])
+
+        def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            total = int(getattr(p, "num_timesteps", 0) or steps)
+            chunk.step(step + 1, total)
+            if step + 1 >= total:
+                chunk.ctx.stage(Stage.DECODING)
+            return tensors
+
+        chunk.ctx.stage(Stage.DENOISING)
+        with torch.inference_mode():
+            result = model.handle(**kwargs, output_type="np", callback_on_step_end=on_step)
+        frames = to_uint8_frames(result.frames[0])
+        check_frames(entry, chunk.input, frames)
+        chunk.ctx.log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}")
+        return [frames]
+
+    # -- 5. encode ---------------------------------------------------------------------------
+
+    def encode(
+        self,
+        model: LoadedModel,
+        entry: CatalogEntry,
+        item: WorkItem[VideoInputT],
+        results: list[Frames],
+        ctx: RunContext,
+    ) -> JobOutput:
+        [frames] = results
+        video = encode_video(frames, item.input.fps)
+        ctx.log(f"encoded an H.264 MP4 of {len(video.data)} bytes at {item.input.fps} fps")
+        return JobOutput(files={"videos": [video], "previews": [poster(frames)]})
+
+
+def prompted_call_args(entry: CatalogEntry, item: WorkItem[TextToVideoInput | ImageToVideoInput]) -> dict[str, Any]:
     """The call arguments of a prompted video pipeline (Wan, CogVideoX, AnimateDiff): text,
     size, frames, steps, guidance and seed, plus the first frame for image-to-video."""
     spec = item.input
+    width, height = spec.output_size()
     kwargs: dict[str, Any] = {
-        "prompt": spec.get("prompt") or "",
-        "height": spec["height"],
-        "width": spec["width"],
-        "num_frames": spec["num_frames"],
-        "num_inference_steps": spec["num_inference_steps"],
-        "guidance_scale": spec["guidance_scale"],
-        "generator": generator(spec["seed"]),
+        "prompt": spec.prompt or "",
+        "height": height,
+        "width": width,
+        "num_frames": spec.num_frames,
+        "num_inference_steps": spec.num_inference_steps,
+        "guidance_scale": spec.guidance_scale,
+        "generator": generator(spec.chosen_seed()),
     }
-    if spec.get("negative_prompt"):
-        kwargs["negative_prompt"] = spec["negative_prompt"]
-    if entry.task == "image-to-video":
-        kwargs["image"] = first_frame(item)
+    if spec.negative_prompt:
+        kwargs["negative_prompt"] = spec.negative_prompt
+    if isinstance(spec, ImageToVideoInput):
+        kwargs["image"] = first_frame(item.files["image"], (width, height))
     return kwargs
 
 
@@ -58,62 +107,15 @@ def generator(seed: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(seed)
 
 
-def first_frame(item: WorkItem) -> Image.Image:
-    """The input image, scaled and centre-cropped to the requested frame size."""
-    size = (item.input["width"], item.input["height"])
-    return ImageOps.fit(open_image(item.files["image"]), size, Image.Resampling.LANCZOS)
+def first_frame(image: bytes, size: tuple[int, int]) -> Image.Image:
+    """The input image, scaled and centre-cropped to the frame size."""
+    return ImageOps.fit(open_image(image), size, Image.Resampling.LANCZOS)
 
 
-def run_videos(
-    pipe: Any, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext, call_args: CallArgs
-) -> list[JobOutput]:
-    """One pipeline call per job, in order; canceled jobs get no files."""
-    outputs: list[JobOutput] = []
-    for index, item in enumerate(items):
-        if ctx.is_canceled(item.job_id):
-            outputs.append(JobOutput(files={}))
-            continue
-        kwargs = {**call_args(entry, item), **entry.call_args}
-        frames = generate(pipe, kwargs, ctx, index, len(items))
-        if frames is None or ctx.is_canceled(item.job_id):
-            outputs.append(JobOutput(files={}))
-            continue
-        check_frames(entry, item, frames)
-        ctx.log(f"decoded {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}")
-        ctx.stage("encoding media")
-        video = encode_video(frames, item.input["fps"])
-        ctx.log(f"encoded an H.264 MP4 of {len(video.data)} bytes at {item.input['fps']} fps")
-        outputs.append(JobOutput(files={"videos": [video], "previews": [poster(frames)]}))
-    return outputs
-
-
-def generate(pipe: Any, kwargs: dict[str, Any], ctx: RunContext, index: int, count: int) -> np.ndarray[Any, Any] | None:
-    """Run the pipeline with step progress; the frames as uint8 (count, height, width, 3),
-    or None when the batch was stopped."""
-    steps = int(kwargs["num_inference_steps"])
-
-    def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        total = int(getattr(p, "num_timesteps", 0) or steps)
-        ctx.step(index * total + step + 1, count * total)
-        if ctx.should_stop():
-            raise Stopped
-        if step + 1 >= total:
-            ctx.stage("decoding")
-        return tensors
-
-    ctx.stage("denoising")
-    try:
-        with torch.inference_mode():
-            result = pipe(**kwargs, output_type="np", callback_on_step_end=on_step)
-    except Stopped:
-        return None
-    return to_uint8_frames(result.frames[0])
-
-
-def check_frames(entry: CatalogEntry, item: WorkItem, frames: np.ndarray[Any, Any]) -> None:
+def check_frames(entry: CatalogEntry, spec: TextToVideoInput | ImageToVideoInput, frames: Frames) -> None:
     """The model made what was asked for; if not, the catalog entry is wrong (not retried)."""
-    spec = item.input
-    wanted = (spec["num_frames"], spec["height"], spec["width"])
+    width, height = spec.output_size()
+    wanted = (spec.num_frames, height, width)
     made = tuple(int(n) for n in frames.shape[:3])
     if made != wanted:
         raise ModelError(

@@ -7,7 +7,7 @@ stay in float32 whatever the transformer's dtype, as Wan's own examples load the
 
 Steps: 1. load (the task's pipeline class, from_pretrained, place)  2. check (SVD's knobs
        are refused at submit: the family declares them)  3. prepare (one call's arguments; the
-       first frame fitted to the frame size)  4. run (denoising with progress and stop, then
+       first frame fitted to the frame size)  4. call (denoising with progress and stop, then
        decoding)  5. encode (MP4 + poster)
 """
 
@@ -17,16 +17,17 @@ from typing import Any
 
 from diffusers import WanImageToVideoPipeline, WanPipeline
 
-from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.base import LoadedModel, LoadEnv, WorkItem
 from limner.adapters.diffusers_loading import load_pipeline, loaded, unload_pipeline
 from limner.adapters.loading import quiet_runtimes
-from limner.adapters.video_steps import prompted_call_args, run_videos
+from limner.adapters.video_steps import VideoAdapter, prompted_call_args
 from limner.catalog.entry import CatalogEntry
+from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
 TASK_PIPELINES: dict[str, Any] = {"text-to-video": WanPipeline, "image-to-video": WanImageToVideoPipeline}
 
 
-class WanAdapter:
+class WanAdapter(VideoAdapter[TextToVideoInput | ImageToVideoInput]):
     # -- 1. load ---------------------------------------------------------------------------
 
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
@@ -36,10 +37,11 @@ class WanAdapter:
     def unload(self, model: LoadedModel) -> None:
         unload_pipeline(model)
 
-    # -- 2. to 5. ------------------------------------------------------------------------------
+    # -- 2. check: SVD's knobs are refused at submit (the family declares them) ---------------
+    # -- 3. prepare, 4. call, 5. encode: video_steps.VideoAdapter, with these arguments --------
 
-    def run(self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem], ctx: RunContext) -> list[JobOutput]:
-        return run_videos(model.handle, entry, items, ctx, prompted_call_args)
+    def call_args(self, entry: CatalogEntry, item: WorkItem[TextToVideoInput | ImageToVideoInput]) -> dict[str, Any]:
+        return prompted_call_args(entry, item)
 
 
 def make_adapter() -> WanAdapter:

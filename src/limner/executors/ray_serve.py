@@ -92,7 +92,9 @@ def model_key(entry: CatalogEntry) -> str:
 
 
 class Resident:
-    """What the multiplexed loader returns. When Ray's per-replica LRU drops it, Ray calls
+    """What the multiplexed loader returns: a claim on a model's place in the replica, which
+    ``Worker.process`` fills (it loads the weights when the batch runs, so the load shows in
+    the jobs' progress and logs). When Ray's per-replica LRU drops it, Ray calls
     ``__del__``, which unloads the model from the worker's residency. Python calls it again when
     the object goes: by then the model may have been loaded anew, so only the first call counts."""
 
@@ -131,9 +133,9 @@ class LimnerReplica:
         batcher.set_batch_wait_timeout_s(batch_wait_ms / 1000)
 
     async def _load(self, key: str) -> Resident:
-        entry = self.entries[key]
-        await asyncio.to_thread(self.worker.residency.get, entry)
-        return Resident(self.worker.residency, entry.residency_key)
+        # No weights load here: the jobs' leases are still the dispatcher's and no batch
+        # context reports for them yet; Worker.process loads, under the jobs' ``loading`` stage.
+        return Resident(self.worker.residency, self.entries[key].residency_key)
 
     async def __call__(self, request: str) -> str:
         """One job: ``{"job_id", "model_id", "batch_key", "owner"}``; answers ``{"job_id", "ran"}``."""
@@ -142,10 +144,7 @@ class LimnerReplica:
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.0)
     async def run_batch(self, requests: list[str]) -> list[str]:
-        try:
-            await self.load_model(serve.get_multiplexed_model_id())
-        except Exception as exc:  # Worker.process loads again and fails each job with the cause
-            log.warning("loading failed: %s", exc)
+        await self.load_model(serve.get_multiplexed_model_id())
         asked = [json.loads(r) for r in requests]
         ran = await asyncio.to_thread(self._run, asked)
         return [json.dumps({"job_id": a["job_id"], "ran": a["job_id"] in ran}) for a in asked]

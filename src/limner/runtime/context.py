@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from limner import progress
+from limner.progress import Stage
 from limner.store.queue import WorkQueue
 
 log = logging.getLogger("limner.worker")
@@ -23,6 +24,9 @@ class BatchContext:
     through five stages in a few milliseconds) costs one write, and the latest state always
     reaches the store. While nothing changes, the flusher still writes every ``idle_write_s``
     so that a long single step notices a cancel and keeps its leases.
+
+    Loading a model (``report_load``) is the exception: its stages are written at once, since
+    they come once per load and may last seconds, and each comes with a line in the jobs' logs.
     """
 
     def __init__(
@@ -41,7 +45,7 @@ class BatchContext:
         self.canceled: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()
-        self._stage = progress.STARTING
+        self._stage = Stage.STARTING
         self._first_step: tuple[float, int] | None = None  # (when, which) the stage's first step came
         self._last_write = time.monotonic()  # the claim just wrote this batch's first state
         self._step = 0
@@ -61,12 +65,16 @@ class BatchContext:
 
     # -- RunContext ------------------------------------------------------------------------
 
-    def stage(self, name: str) -> None:
+    def stage(self, name: Stage, *, now: bool = False) -> None:
+        """Enter a stage; ``now`` writes it at once instead of at the end of the interval."""
         with self._lock:
             self._stage, self._step, self._total = name, 0, 0
             self._first_step = None
             self._dirty = True
-        self._write_if_due()
+        if now:
+            self._write()
+        else:
+            self._write_if_due()
 
     def step(self, step: int, total: int) -> None:
         with self._lock:
@@ -79,6 +87,17 @@ class BatchContext:
     def log(self, message: str, level: str = "info") -> None:
         for job_id in self.live():
             self.queue.log(job_id, level, "model", message)
+
+    # -- loading (a LoadReporter) -------------------------------------------------------------
+
+    def report_load(self, stage: Stage, message: str) -> None:
+        """A step of loading the batch's model: its stage (building, loading) in the jobs'
+        progress, written now, and ``message`` in their logs and the worker's."""
+        log.info(message)
+        if stage != self._stage:
+            self.stage(stage, now=True)
+        for job_id in self.live():
+            self.queue.log(job_id, "info", "worker", message)
 
     def is_canceled(self, job_id: str) -> bool:
         return job_id in self.canceled or job_id in self.lost

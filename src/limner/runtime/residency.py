@@ -8,11 +8,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from limner.adapters.base import Adapter, LoadedModel
+from limner.adapters.base import Adapter, LoadedModel, LoadReporter, log_only
 from limner.catalog.entry import CatalogEntry
 
 log = logging.getLogger("limner.residency")
 MB = 1024 * 1024
+# Loads an entry's model (its family's adapter, then the weights), reporting as it goes.
+Loader = Callable[[CatalogEntry, LoadReporter], tuple[Adapter, LoadedModel]]
 
 
 class Residency:
@@ -20,14 +22,8 @@ class Residency:
     one copy). Before a load, least-recently-used models are evicted until the new model's
     estimated size fits; one model is always allowed even if it alone is over the budget."""
 
-    def __init__(
-        self,
-        budget_bytes: int,
-        adapter_for: Callable[[str], Adapter],
-        load: Callable[[Adapter, CatalogEntry], LoadedModel],
-    ) -> None:
+    def __init__(self, budget_bytes: int, load: Loader) -> None:
         self.budget_bytes = budget_bytes
-        self._adapter_for = adapter_for
         self._load = load
         self._models: OrderedDict[str, tuple[Adapter, LoadedModel]] = OrderedDict()
         # Loads are serialized by _load_lock; _state guards the table only briefly, so the
@@ -37,7 +33,9 @@ class Residency:
         self.loads = 0
         self.evictions = 0
 
-    def get(self, entry: CatalogEntry) -> LoadedModel:
+    def get(self, entry: CatalogEntry, report: LoadReporter = log_only) -> LoadedModel:
+        """The entry's loaded model, loaded now if it is not resident (``report`` hears how
+        the load goes: the worker's puts it in the waiting jobs' progress and logs)."""
         key = entry.residency_key
         with self._load_lock:
             with self._state:
@@ -45,8 +43,7 @@ class Residency:
                     self._models.move_to_end(key)
                     return self._models[key][1]
                 self._evict_for((entry.runtime.memory_mb or 0) * MB)
-            adapter = self._adapter_for(entry.family)
-            loaded = self._load(adapter, entry)
+            adapter, loaded = self._load(entry, report)
             with self._state:
                 self._models[key] = (adapter, loaded)
                 self.loads += 1

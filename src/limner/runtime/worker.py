@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from limner import progress
 from limner.adapters import load_adapter
-from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, WorkItem
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, work_item
 from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
+from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
 from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
@@ -74,7 +74,7 @@ class Worker:
         if settings.threads:
             set_threads(settings.threads)
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
-        self.residency = Residency(budget, self._adapter, self._load)
+        self.residency = Residency(budget, self._load)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.cache = WorkerCache(settings, self.engines, self.storage, self.queue, self.id)
         self.quality = QualityMonitor(settings, self.engines, self.storage, self.device)
@@ -187,10 +187,9 @@ class Worker:
         times: dict[str, float] = {"start": time.time()}
         handed_over = False  # once _finish_batch has ctx, it closes it
         try:
-            ctx.stage(progress.LOADING_MODEL)
-            loaded = self.residency.get(entry)
+            loaded = self.residency.get(entry, ctx.report_load)
             times["loaded"] = time.time()
-            items = [WorkItem(job_id=j.id, input=j.input, files=self._read_files(j)) for j in jobs]
+            items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
             times["ran"] = time.time()
@@ -229,7 +228,7 @@ class Worker:
         finisher thread beside the next batch's model call, so the durable writes (fsyncs:
         mostly waiting on the disk) overlap with compute instead of adding to each job."""
         try:
-            ctx.stage(progress.UPLOADING)
+            ctx.stage(Stage.UPLOADING)
             for job, output in zip(jobs, outputs, strict=True):
                 self._finish(ctx, entry, loaded, job, output, times, len(jobs))
             self.batches_run += 1
@@ -343,18 +342,18 @@ class Worker:
             self._adapters[family] = load_adapter(family)
         return self._adapters[family]
 
-    def _load(self, adapter: Adapter, entry: CatalogEntry) -> LoadedModel:
-        env = LoadEnv(device=self.device, models_dir=self.settings.home / "models")
+    def _load(self, entry: CatalogEntry, report: LoadReporter) -> tuple[Adapter, LoadedModel]:
+        """Load an entry's model for the residency. The stage is ``loading`` from the start,
+        since the first model of a family also imports the family's runtime (diffusers,
+        transformers: seconds); the adapter reports ``building`` while a tiny:// model is built."""
         started = time.time()
+        report(Stage.LOADING, f"loading {entry.id} ({entry.source}) on {self.device}")
+        adapter = self._adapter(entry.family)
+        env = LoadEnv(device=self.device, models_dir=self.settings.home / "models", report=report)
         loaded = adapter.load(entry, env)
-        log.info(
-            "loaded %s (%s) in %.2f s, %.0f MB",
-            entry.id,
-            loaded.revision,
-            time.time() - started,
-            loaded.size_bytes / MB,
-        )
-        return loaded
+        seconds, size = time.time() - started, loaded.size_bytes / MB
+        report(Stage.LOADING, f"loaded {entry.id} ({loaded.revision}) in {seconds:.2f} s, {size:.0f} MB")
+        return adapter, loaded
 
     # -- heartbeats, leases, reaping -------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, check_prompts, filled, over
 
 AudioFormat = Literal["wav", "flac", "mp3"]
 
@@ -88,3 +88,7 @@ class TextToAudioInput(AudioOutput):
         if self.guidance_scale > limits.max_guidance_scale:
             raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
         self.check_output()
+
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))

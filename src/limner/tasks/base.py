@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from limner.errors import LimitExceeded
+from limner.errors import InvalidInput, LimitExceeded
 
 MAX_SEED = 2**32 - 1
 
@@ -105,6 +105,15 @@ class TaskInput(BaseModel):
     def batch_fields(self) -> dict[str, Any]:
         """The values that must be equal for two jobs to run in one batch."""
         return {k: v for k, v in self.model_dump().items() if k not in self.per_item_fields}
+
+
+def filled(model: BaseModel, name: str) -> Any:
+    """A field of a stored job's input that the API always fills in before storing it: the
+    seed it chose (catalog.inputs.finalize_input), a size taken from the input image."""
+    value = getattr(model, name, None)
+    if value is None:
+        raise InvalidInput(f"{name} is not set: this input was not finalized by the API", loc=("body", name))
+    return value
 
 
 def over(field: str, value: object, limit_name: str, limit: object, *, under: bool = False) -> LimitExceeded:

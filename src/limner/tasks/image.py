@@ -17,6 +17,7 @@ from limner.tasks.base import (
     TaskInput,
     check_prompts,
     check_size,
+    filled,
     over,
     size_schema,
 )
@@ -97,6 +98,14 @@ class _Generation(TaskInput):
         if self.guidance_scale > limits.max_guidance_scale:
             raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
 
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))
+
+    def output_size(self) -> tuple[int, int]:
+        """``(width, height)``: the request's, or the input image's (the API fills it in)."""
+        return int(filled(self, "width")), int(filled(self, "height"))
+
 
 class TextToImageInput(_Generation):
     width: int = Field(default=1024, ge=1, description="Output width in pixels.")
@@ -125,3 +134,7 @@ class InpaintingInput(ImageToImageInput):
 
     mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
     strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")
+
+
+# The input of any image generation task (what the diffusers image families take).
+ImageGenerationInput = TextToImageInput | ImageToImageInput | InpaintingInput

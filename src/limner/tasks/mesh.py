@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from limner.tasks.base import MAX_SEED, Limits, TaskInput, over
+from limner.tasks.base import MAX_SEED, Limits, TaskInput, filled, over
 
 MeshFormat = Literal["glb", "ply"]
 MESH_FORMATS: tuple[MeshFormat, ...] = ("glb", "ply")
@@ -78,6 +78,10 @@ class _MeshGeneration(TaskInput):
         ):
             if value > limit:
                 raise over(name, value, limit_name, limit)
+
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))
 
 
 class TextTo3DInput(_MeshGeneration):

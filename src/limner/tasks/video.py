@@ -20,6 +20,7 @@ from limner.tasks.base import (
     TaskInput,
     check_prompts,
     check_size,
+    filled,
     over,
     size_schema,
 )
@@ -104,6 +105,14 @@ class _VideoGeneration(TaskInput):
                 "(limits.max_duration_s)",
                 loc=("body", "num_frames"),
             )
+
+    def chosen_seed(self) -> int:
+        """The seed: the request's, or the one the API chose before storing the job."""
+        return int(filled(self, "seed"))
+
+    def output_size(self) -> tuple[int, int]:
+        """``(width, height)``: the request's, or the input image's (the API fills it in)."""
+        return int(filled(self, "width")), int(filled(self, "height"))
 
 
 class TextToVideoInput(_VideoGeneration):

@@ -36,7 +36,7 @@ from limner.tiny.stable_audio import build_stable_audio
 from limner.tiny.svd import build_svd
 from limner.tiny.wan import build_wan, build_wan_i2v
 
-__all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny"]
+__all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny", "is_built"]
 
 _PIPELINES: Mapping[str, Callable[[Path], None]] = MappingProxyType(
     {
@@ -95,6 +95,12 @@ def _builder(name: str) -> Callable[[Path], None]:
 
 def _is_built(dest: Path, marker: str = _MARKER) -> bool:
     return (dest / marker).is_file()
+
+
+def is_built(name: str, dest: Path) -> bool:
+    """Whether tiny model ``name`` is already built in ``dest`` (``build_tiny`` would do nothing)."""
+    _builder(name)  # an unknown name is refused here too
+    return _is_built(Path(dest), _MARKERS.get(name, _MARKER))
 
 
 def _publish(tmp: Path, dest: Path, marker: str = _MARKER) -> None:

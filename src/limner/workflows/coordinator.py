@@ -25,6 +25,7 @@ from limner import progress
 from limner.catalog.loader import Catalog
 from limner.errors import LimnerError
 from limner.intake.build import JobOptions, build_job
+from limner.progress import Stage
 from limner.storage import Storage
 from limner.store.children import stop_children
 from limner.store.ends import ended
@@ -140,7 +141,7 @@ class WorkflowCoordinator:
 
     def _progress(self, conn: Connection, job: Job, workflow: WorkflowEntry, decided: Plan) -> None:
         done = sum(1 for state in decided.states.values() if state in ("done", "skipped"))
-        body = progress.make(progress.RUNNING_STEPS, done, len(workflow.steps))
+        body = progress.make(Stage.RUNNING_STEPS, done, len(workflow.steps))
         body["running"] = decided.running
         now = time.time()
         conn.execute(update(jobs).where(jobs.c.id == job.id).values(progress=body, updated_at=now))
@@ -178,7 +179,7 @@ class WorkflowCoordinator:
                 result=result,
                 finished_at=now,
                 updated_at=now,
-                progress=progress.make(progress.COMPLETED, 1, 1),
+                progress=progress.make(Stage.COMPLETED, 1, 1),
             )
         ).rowcount
         if moved:
