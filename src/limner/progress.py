@@ -29,6 +29,7 @@ class Stage(StrEnum):
     DECODING = "decoding"
     GENERATING = "generating"  # tokens, one at a time (music; later text)
     SEGMENTING = "segmenting"
+    COMPOSITING = "compositing"
     UPSCALING = "upscaling"
     SYNTHESIZING = "synthesizing"  # speech
     ENCODING_MEDIA = "encoding media"

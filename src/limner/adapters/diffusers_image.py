@@ -22,7 +22,7 @@ from diffusers import (
     AutoPipelineForText2Image,
     DiffusionPipeline,
 )
-from PIL import Image
+from PIL import Image, ImageOps
 
 from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
@@ -219,5 +219,7 @@ def rows_of(item: WorkItem[ImageGenerationInput]) -> list[Row]:
         if isinstance(spec, InpaintingInput)
         else None
     )
+    if mask is not None and isinstance(spec, InpaintingInput) and spec.invert_mask:
+        mask = ImageOps.invert(mask)
     seed = spec.chosen_seed()
     return [Row(spec.prompt, spec.negative_prompt, seed + k, image, mask) for k in range(spec.num_outputs)]

@@ -85,6 +85,14 @@ FAMILIES: Final = MappingProxyType(
                 needs_remote_code=True,
             ),
             Family("faults", "limner.adapters.faults", frozenset({"text-to-image"}), requires=()),
+            Family(
+                "grabcut",
+                "limner.adapters.grabcut",
+                frozenset({"segmentation", "background-removal"}),
+                unsupported_fields=PROMPT_FIELDS - {"box"},  # a box is GrabCut's own way to start
+                requires=("cv2",),
+            ),
+            Family("composite", "limner.adapters.composite", frozenset({"composite"}), requires=("PIL",)),
             Family("musicgen", "limner.adapters.musicgen", frozenset({"text-to-audio"}), requires=TRANSFORMERS),
             Family("stable-audio", "limner.adapters.stable_audio", frozenset({"text-to-audio"})),
             Family("piper", "limner.adapters.piper_tts", frozenset({"text-to-speech"}), requires=("piper",)),

@@ -29,6 +29,7 @@ from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
 from limner.runtime.accounting import count_outputs, job_usage
 from limner.runtime.context import BatchContext
+from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
@@ -79,6 +80,7 @@ class Worker:
         self.cache = WorkerCache(settings, self.engines, self.storage, self.queue, self.id)
         self.quality = QualityMonitor(settings, self.engines, self.storage, self.device)
         self.report = WorkerReport(catalog, self.device)
+        self.coordinators = WorkerCoordinators(settings, self.engines, catalog, self.storage)
         self.stop_event = threading.Event()
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
@@ -115,6 +117,7 @@ class Worker:
         beat.start()
         reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         reaper.start()
+        self.coordinators.start()
         return [beat, reaper]
 
     def serve(self) -> None:
@@ -143,6 +146,7 @@ class Worker:
         self.stop_event.set()
         for thread in threads:
             thread.join(timeout=5)
+        self.coordinators.stop()
         try:
             self.registry.stopped(self.id)
         except DBAPIError:
@@ -178,7 +182,9 @@ class Worker:
     # -- one batch -------------------------------------------------------------------------
 
     def process(self, entry: CatalogEntry, jobs: list[Job]) -> None:
-        jobs = self.cache.serve_from_cache(entry, jobs)
+        remaining = self.cache.serve_from_cache(entry, jobs)
+        self.coordinators.after([j for j in jobs if j not in remaining])  # answered by the cache
+        jobs = remaining
         if not jobs:
             return
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
@@ -232,6 +238,7 @@ class Worker:
             for job, output in zip(jobs, outputs, strict=True):
                 self._finish(ctx, entry, loaded, job, output, times, len(jobs))
             self.batches_run += 1
+            self.coordinators.after(jobs)  # a workflow's next step starts now
         except DBAPIError as exc:
             # The store is away: the jobs keep their leases until these end, then run again.
             log.warning("could not finish a batch of %s: job store unreachable (%s)", entry.id, type(exc).__name__)
@@ -334,6 +341,7 @@ class Worker:
                 self.queue.finish_canceled(self.id, job.id)
                 continue
             self.queue.fail(self.id, job.id, exc.error_type, exc.message, retry=exc.retryable)
+        self.coordinators.after(jobs)
 
     # -- models ----------------------------------------------------------------------------
 

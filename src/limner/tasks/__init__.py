@@ -7,6 +7,7 @@ from typing import Final
 
 from limner.tasks.audio import TextToAudioInput
 from limner.tasks.base import Limits, TaskInput, TaskSpec
+from limner.tasks.composite import CompositeInput
 from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageInput
 from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 from limner.tasks.segment import BackgroundRemovalInput, SegmentationInput
@@ -27,6 +28,7 @@ TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-speech",
     "text-to-3d",
     "image-to-3d",
+    "composite",
 )
 
 TASKS: Final = MappingProxyType(
@@ -45,6 +47,7 @@ TASKS: Final = MappingProxyType(
             TaskSpec("upscale", UpscaleInput, "images", "Upscale (super-resolution)"),
             TaskSpec("segmentation", SegmentationInput, "masks", "Segmentation"),
             TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal", ("masks",)),
+            TaskSpec("composite", CompositeInput, "images", "Composite (a foreground over a background)"),
         )
     }
 )

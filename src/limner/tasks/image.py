@@ -129,10 +129,15 @@ class ImageToImageInput(_Generation):
 
 
 class InpaintingInput(ImageToImageInput):
-    per_item_fields: ClassVar[frozenset[str]] = ImageToImageInput.per_item_fields | {"mask_image"}
+    per_item_fields: ClassVar[frozenset[str]] = ImageToImageInput.per_item_fields | {"mask_image", "invert_mask"}
     file_fields: ClassVar[dict[str, str]] = {**ImageToImageInput.file_fields, "mask_image": "mask"}
 
     mask_image: str = Field(description="White where the image is repainted, black where it is kept.")
+    invert_mask: bool = Field(
+        default=False,
+        description="true: repaint where the mask is black and keep what is white (e.g. a product's mask "
+        "from background removal: the scene around it is made new).",
+    )
     strength: float = Field(default=1.0, gt=0, le=1, description="How much of the masked area to repaint.")
 
 

@@ -22,6 +22,12 @@ Point = tuple[float, float]
 Box = tuple[float, float, float, float]
 
 
+def ordered_box(box: Box | None) -> Box | None:
+    if box is not None and not (box[0] < box[2] and box[1] < box[3]):
+        raise ValueError("box must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+    return box
+
+
 class SegmentationInput(TaskInput):
     per_item_fields: ClassVar[frozenset[str]] = frozenset({"image", "points", "point_labels", "box"})
     limit_fields: ClassVar[frozenset[str]] = frozenset({"max_points"})
@@ -51,9 +57,7 @@ class SegmentationInput(TaskInput):
     @field_validator("box")
     @classmethod
     def _box_is_ordered(cls, box: Box | None) -> Box | None:
-        if box is not None and not (box[0] < box[2] and box[1] < box[3]):
-            raise ValueError("box must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
-        return box
+        return ordered_box(box)
 
     @classmethod
     def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:
@@ -65,10 +69,21 @@ class SegmentationInput(TaskInput):
 
 
 class BackgroundRemovalInput(TaskInput):
-    per_item_fields: ClassVar[frozenset[str]] = frozenset({"image", "output_format"})
+    per_item_fields: ClassVar[frozenset[str]] = frozenset({"image", "output_format", "box"})
     file_fields: ClassVar[dict[str, str]] = {"image": "image"}
 
     image: str = Field(description="The image to cut out: a data: URI, or a URL of a file this server holds.")
+    box: Box | None = Field(
+        default=None,
+        description="Models that take one (GrabCut): [x0, y0, x1, y1] around the object, in input-image "
+        "pixels; found by itself when absent.",
+    )
+
+    @field_validator("box")
+    @classmethod
+    def _box_is_ordered(cls, box: Box | None) -> Box | None:
+        return ordered_box(box)
+
     output_format: Literal["png", "webp"] = Field(
         default="png", description="png or webp (lossless): formats that keep the alpha channel."
     )
