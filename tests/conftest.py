@@ -139,6 +139,16 @@ workflows:
         model: test/faults
         input: {prompt: "after ${boom.seed}", seed: 3}
     output: {images: $never.images}
+  - id: test/flaky
+    title: A step that fails once and succeeds on its retry
+    inputs:
+      token: {type: string, required: true}
+    steps:
+      - id: shaky
+        model: test/faults
+        retries: 1
+        input: {prompt: "flaky:1:${input.token}", seed: 5}
+    output: {images: $shaky.images}
   - id: test/slow-steps
     title: A long step (for cancel)
     inputs:

@@ -3,6 +3,7 @@ advanced from the store (the shared live server: API + one worker)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -102,6 +103,16 @@ def test_a_failing_step_fails_the_workflow_after_its_retries(http: httpx.Client)
     assert sorted(r["step"] for r in attempts) == ["boom", "boom", "ok"]
     failed = http.get(f"/v1/queue/test/failing/requests/{status['request_id']}")
     assert failed.status_code == 500 and failed.json()["error_type"] == "model_error"
+
+
+def test_retries_absorb_a_transient_failure(http: httpx.Client) -> None:
+    status = run(http, "test/flaky", {"token": f"t{time.monotonic_ns()}"})
+    assert status["state"] == "succeeded", status
+    [shaky] = status["steps"]
+    assert shaky["attempt"] == 2 and shaky["status"] == "succeeded"
+    attempts = http.get("/v1/requests", params={"parent": status["request_id"]}).json()["requests"]
+    assert sorted(r["state"] for r in attempts) == ["failed", "succeeded"]  # both attempts are real jobs
+    assert result(http, "test/flaky", status["request_id"])["images"]
 
 
 def test_a_workflow_without_retries_fails_at_the_first_error(http: httpx.Client) -> None:

@@ -9,6 +9,8 @@ real model. The prompt says what to do:
     hang      the model never returns (the batch timeout fails it; the worker is replaced)
     exit      the process dies mid-job (a poison job: retried until out of attempts)
     steps:N   N steps of 50 ms each, with progress and cancellation
+    flaky:N:name  raises the first N times this worker runs a job with this prompt, then
+              succeeds (a transient failure: what a workflow step's retries are for)
     anything else: a plain image of the requested size, colored by the seed
 
 No torch: it costs nothing to load.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 
 from PIL import Image
 
@@ -33,7 +36,8 @@ class FaultsAdapter(FamilyAdapter[TextToImageInput, str, list[Image.Image]]):
 
     # 1. load: nothing to load.
     def load(self, entry: CatalogEntry, env: LoadEnv) -> LoadedModel:
-        return LoadedModel(handle=None, revision="faults-1", size_bytes=0, device=env.device)
+        # The handle counts the runs of each flaky prompt (per worker process).
+        return LoadedModel(handle=Counter[str](), revision="faults-1", size_bytes=0, device=env.device)
 
     def unload(self, model: LoadedModel) -> None:
         model.handle = None
@@ -58,6 +62,12 @@ class FaultsAdapter(FamilyAdapter[TextToImageInput, str, list[Image.Image]]):
                 time.sleep(3600)
         if prompt == "exit":
             os._exit(3)
+        if prompt.startswith("flaky:"):
+            failures = int(prompt.split(":")[1])
+            runs: Counter[str] = model.handle
+            runs[prompt] += 1
+            if runs[prompt] <= failures:
+                raise RuntimeError(f"injected fault: failure {runs[prompt]} of {failures} for {prompt!r}")
         if prompt.startswith("steps:"):
             total = int(prompt.split(":", 1)[1])
             chunk.ctx.stage(Stage.DENOISING)
