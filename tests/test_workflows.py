@@ -167,3 +167,12 @@ def test_steps_inherit_the_workflows_priority(http: httpx.Client, priority: str)
     done = wait_done(http, "test/chain", handle["request_id"])
     listed = http.get("/v1/requests", params={"parent": handle["request_id"]}).json()["requests"]
     assert done["state"] == "succeeded" and {r["priority"] for r in listed} == {priority}
+
+
+def test_cache_off_on_the_workflow_reaches_its_steps(http: httpx.Client) -> None:
+    body = {"prompt": "never cached", "seed": 31}
+    run(http, "test/chain", body)
+    handle = submit(http, "test/chain", body, **{"X-Limner-Cache": "off"})
+    again = wait_done(http, "test/chain", handle["request_id"])
+    assert again["state"] == "succeeded" and [s["cached"] for s in again["steps"]] == [False, False]
+    assert http.post("/v1/queue/test/chain", json=body, headers={"X-Limner-Cache": "semantic"}).status_code == 422

@@ -22,7 +22,7 @@ from limner.net.fetch import FetchPolicy
 from limner.store.records import Submitted
 from limner.store.states import PRIORITIES
 from limner.workflows.spec import WorkflowEntry
-from limner.workflows.submit import workflow_job
+from limner.workflows.submit import workflow_cache_mode, workflow_job
 
 MAX_IDEMPOTENCY_KEY = 255
 # Deepest nesting of a JSON body: model inputs are flat objects with short lists, so this only
@@ -100,7 +100,8 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     if ctx.quotas.active:
         await run_in_threadpool(ctx.quotas.check, caller.key_id)
     if isinstance(target, WorkflowEntry):
-        options = _options(ctx, caller, priority, key, extra, None, target.max_attempts)
+        mode = workflow_cache_mode(request.headers.get(CACHE_HEADER))
+        options = _options(ctx, caller, priority, key, extra, mode, target.max_attempts)
         job = await run_in_threadpool(
             workflow_job, target, body, options, ctx.catalog, ctx.storage, ctx.base_url(request), _policy(ctx)
         )

@@ -117,7 +117,7 @@ class WorkflowCoordinator:
             options = JobOptions(
                 caller=caller,
                 priority=job.priority,
-                cache_mode="exact" if run.step.cache else "off",
+                cache_mode="exact" if run.step.cache and job.cache_mode != "off" else "off",
                 result_ttl_s=job.result_ttl_s,
                 max_attempts=3,
                 parent_id=job.id,

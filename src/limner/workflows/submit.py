@@ -23,6 +23,19 @@ from limner.workflows.refs import INPUT, Missing, parse, resolve
 from limner.workflows.spec import WorkflowEntry, WorkflowStep
 
 
+def workflow_cache_mode(header: str | None) -> str | None:
+    """X-Limner-Cache for a workflow: ``off`` turns its steps' cache off, ``exact`` is the default."""
+    if header is None or not header.strip():
+        return None
+    mode = header.strip().lower()
+    if mode not in ("off", "exact"):
+        raise InvalidInput(
+            f"X-Limner-Cache for a workflow is off or exact (got {header!r}): its steps are cached by exact key",
+            loc=("header", "x-limner-cache"),
+        )
+    return mode
+
+
 def parse_workflow_input(workflow: WorkflowEntry, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object of the workflow's inputs", loc=("body",))
@@ -97,7 +110,8 @@ def workflow_job(
         start_deadline_s=options.start_deadline_s,
         result_ttl_s=options.result_ttl_s,
         api_key_id=options.caller.key_id,
-        cache_mode="off",  # the workflow itself is not cached; its steps are, each by its model
+        # The workflow itself is never cached; this is what its steps do: exact hits, or none.
+        cache_mode=options.cache_mode or "exact",
         project=options.caller.project,
         batch_id=options.batch_id,
         advance_due=True,  # a coordinator starts its first steps
