@@ -51,7 +51,9 @@ class Watcher:
                 await self._task
 
     async def wait_change(self, job_id: str, since: float, timeout: float) -> bool:  # noqa: ASYNC109
-        """Wait until the job's ``updated_at`` passes ``since``; False on timeout."""
+        """Wait until the job's ``updated_at`` differs from ``since`` (the value the caller last
+        saw); False on timeout. Any difference, not only a later one: writers take their stamp
+        before SQLite's write lock, so two writes may commit out of stamp order."""
         event = asyncio.Event()
         entry = (since, event)
         self._waiters[job_id].append(entry)
@@ -81,7 +83,7 @@ class Watcher:
                 continue
             for job_id, stamp in updated.items():
                 for since, event in list(self._waiters.get(job_id, ())):
-                    if stamp > since:
+                    if stamp != since:
                         event.set()
 
     def _wake(self, job_id: str) -> None:
