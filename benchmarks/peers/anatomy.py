@@ -164,7 +164,11 @@ def main() -> None:
         if peer_runs:
             results["litserve"] = {k: statistics.median(r[k] for r in peer_runs) for k in peer_runs[0]}
         results["variants"] = {
-            name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()
+            name: {
+                k: sum(r[k] for r in rs) if k == "missed_wakeups" else statistics.median(r[k] for r in rs)
+                for k in rs[0]
+            }
+            for name, rs in runs.items()
         }
     finally:
         for stack in [*stacks.values(), *([peer] if peer else [])]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def redis_version() -> str:
@@ -121,4 +125,52 @@ def markdown(payload: dict[str, Any], host: dict[str, Any]) -> str:
                 f"| {name} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | {row['non_2xx']} "
                 f"| {row['accepted']} | {row['stored']} |"
             )
+    lines += anatomy_lines()
     return "\n".join(lines) + "\n"
+
+
+def anatomy_lines() -> list[str]:
+    """The table of ``benchmarks/peers/anatomy.py``'s last run, when there is one."""
+    path = RESULTS / "peers-anatomy.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    floor = data["pipeline_ms_per_image_by_batch"]
+    lines = [
+        "",
+        f"## Where limner's time goes (benchmarks/peers/anatomy.py, {data['when']})",
+        "",
+        f"Closed loop of {data['jobs']} jobs, {data['concurrency']} clients, through `POST /v1/run` and the file; "
+        "medians per job in ms. Missed wake-ups: jobs (over all rounds) answered more than 5 s after they finished. CPU: per job, "
+        "limner's API process and its workers. The pipeline alone, in one process: "
+        + ", ".join(f"{v} ms per image at batch {k}" for k, v in floor.items())
+        + ".",
+        "",
+        "| limner | accept | queue | inference | store | wake | file | total | missed wake-ups | jobs/s "
+        "| CPU API | CPU workers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in data["variants"].items():
+        lines.append(
+            f"| {name} | {v['accept_ms']:.0f} | {v['queue_ms']:.0f} | {v['inference_ms']:.0f} | {v['store_ms']:.0f} "
+            f"| {v['wake_ms']:.0f} | {v['file_ms']:.0f} | {v['total_ms']:.0f} | {v['missed_wakeups']:g} "
+            f"| {v['jobs_per_s']:.1f} | {v['cpu_api_ms_per_job']:.0f} | {v['cpu_workers_ms_per_job']:.0f} |"
+        )
+    peer = data.get("litserve")
+    if peer:
+        lines += [
+            "",
+            f"LitServe on the same loop, same run: {peer['jobs_per_s']:.1f} jobs/s, p50 {peer['p50_ms']:.0f} ms, "
+            f"{peer['cpu_ms_per_job']:.0f} ms CPU per job for all its processes.",
+        ]
+    return lines
+
+
+def rewrite() -> None:
+    """peers.md again from peers.json (and the anatomy), without running anything."""
+    payload = json.loads((RESULTS / "peers.json").read_text())
+    (RESULTS / "peers.md").write_text(markdown(payload, payload["machine"]))
+
+
+if __name__ == "__main__":
+    rewrite()
