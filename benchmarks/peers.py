@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -207,6 +208,10 @@ def main() -> None:
     parser.add_argument("--submit-clients", type=int, default=64)
     parser.add_argument("--skip", default="", help="comma-separated: loads, crash, submit")
     args = parser.parse_args()
+    # Ctrl-C or SIGTERM ends the run through the cleanup below (every stack and Redis stopped):
+    # a handler of our own, because asyncio.run's SIGINT handling only cancels the current load.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     skip = set(args.skip.split(","))
     for tool in ("redis-server", "redis-cli", "wrk"):
         if shutil.which(tool) is None:

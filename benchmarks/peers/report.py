@@ -141,8 +141,8 @@ def anatomy_lines() -> list[str]:
         f"## Where limner's time goes (benchmarks/peers/anatomy.py, {data['when']})",
         "",
         f"Closed loop of {data['jobs']} jobs, {data['concurrency']} clients, through `POST /v1/run` and the file; "
-        "medians per job in ms. Missed wake-ups: jobs (over all rounds) answered more than 5 s after they finished. CPU: per job, "
-        "limner's API process and its workers. The pipeline alone, in one process: "
+        "medians per job in ms. Missed wake-ups: jobs (over all rounds) answered more than 5 s after they "
+        "finished. CPU: per job, limner's API process and its workers. The pipeline alone, in one process: "
         + ", ".join(f"{v} ms per image at batch {k}" for k, v in floor.items())
         + ".",
         "",
