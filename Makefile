@@ -19,7 +19,13 @@ OPEN_CLIP ?= open-clip-torch==3.3.0
 # the tests read the files and never import scikit-image.
 TEST_PHOTOS ?= scikit-image==0.26.0
 
-.PHONY: install serve test lint typecheck unit bench clean
+# The peers benchmark (benchmarks/peers.py) installs LitServe, Celery, BentoML (and their model
+# stack, constrained to the versions in $(VENV)) into a venv of its own: never into $(VENV).
+PEERS_VENV ?= .venv-peers
+PEERS_BIN := $(PEERS_VENV)/bin
+PEERS_MODEL_STACK := accelerate|diffusers|huggingface.hub|numpy|pillow|safetensors|tokenizers|transformers
+
+.PHONY: install serve test lint typecheck unit bench bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,5 +57,20 @@ test: lint typecheck unit
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/run_all.py
 
+$(PEERS_VENV)/.installed: benchmarks/peers/requirements.txt | $(VENV)/.installed
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip freeze | grep -iE '^($(PEERS_MODEL_STACK))==' > $(PEERS_VENV)/constraints.txt
+	$(PEERS_BIN)/python -m pip install --quiet "$(TORCH)" -c $(PEERS_VENV)/constraints.txt
+	$(PEERS_BIN)/python -m pip install --quiet -r benchmarks/peers/requirements.txt "$(TORCH)" -c $(PEERS_VENV)/constraints.txt
+	touch $@
+
+# Debian's redis-server (Celery's broker) and wrk (the submissions load) come from apt;
+# PostgreSQL too, for limner's PostgreSQL store.
+bench-peers: install $(PEERS_VENV)/.installed
+	@command -v redis-server >/dev/null && command -v wrk >/dev/null && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq redis-server wrk postgresql)
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 $(BIN)/python benchmarks/peers.py --peers-python $(PEERS_BIN)/python $(PEERS_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .mypy_cache .ruff_cache

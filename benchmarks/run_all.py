@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"run_all.py", "harness.py", "__init__.py"}
+SKIP = {"run_all.py", "harness.py", "__init__.py", "peers.py"}  # peers.py: `make bench-peers` (its own venv, ~20 min)
 
 
 def main() -> None:
