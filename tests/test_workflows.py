@@ -33,10 +33,12 @@ def test_references_carry_files_and_values_between_steps(http: httpx.Client) -> 
     assert all(s["status"] == "succeeded" and s["request_id"] for s in status["steps"])
     body = result(http, "test/chain", status["request_id"])
     draft_job, restyle_job = (s["request_id"] for s in body["steps"])
-    restyled = result(http, "limner/tiny-sd-img2img", restyle_job)
     drafted = result(http, "limner/tiny-sd", draft_job)
-    # The restyle step's input image is the draft step's output file, and its prompt was built.
-    assert restyled["input"]["image"].endswith(f"/results/{draft_job}/images-0.png")
+    restyled = result(http, "limner/tiny-sd-img2img", restyle_job)
+    # The restyle step's input image is the draft step's output (kept by its content), and its
+    # prompt was built from the workflow's input.
+    assert "/inputs/" in restyled["input"]["image"]
+    assert http.get(restyled["input"]["image"]).content == http.get(drafted["images"][0]["url"]).content
     assert restyled["input"]["prompt"] == "a lighthouse, oil painting" and restyled["seed"] == 9
     assert body["images"][0]["url"] == restyled["images"][0]["url"]
     assert body["draft"] == drafted["images"][0]["url"]

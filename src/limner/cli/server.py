@@ -187,6 +187,7 @@ def _run_worker(settings: Settings, catalog: Catalog) -> None:
     def stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("limner.worker").info("signal %d: finishing the current batch, then stopping", signum)
         runner.stop_event.set()
+        runner.work_ready.set()  # stop waiting for work
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

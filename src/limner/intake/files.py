@@ -96,11 +96,12 @@ def store_file_inputs(
             raise InvalidInput(f"{name}: files of kind {kind!r} are not accepted yet", loc=("body", name))
         data = read_input(value, name, storage, base, limits.max_input_bytes, policy, caller)
         checked = check(data, name, limits)
-        stored = key_of(value) if value.startswith(REF_PREFIX) else None
-        if stored is None:  # a new file: stored once under its content hash, in the caller's project
-            stored = project_key(caller.project, f"inputs/{checked.digest}.{checked.extension}")
-            if not storage.exists(stored):
-                storage.put(stored, checked.data, checked.content_type)
+        # Every input is kept under its content hash, in the caller's project, even another
+        # workflow step's result: a step whose input came from a cache hit (an earlier job's
+        # file, the same bytes) then has the same input, and so the same cache key.
+        stored = project_key(caller.project, f"inputs/{checked.digest}.{checked.extension}")
+        if not storage.exists(stored):
+            storage.put(stored, checked.data, checked.content_type)
         updates[name] = ref(stored)
         if name == "image":
             image_size = checked.size

@@ -30,7 +30,14 @@ IDLE_FACTOR = 8
 
 
 class WorkerCoordinators:
-    def __init__(self, settings: Settings, engines: Engines, catalog: Catalog, storage: Storage) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engines: Engines,
+        catalog: Catalog,
+        storage: Storage,
+        wake: threading.Event | None = None,
+    ) -> None:
         jobs = JobStore(engines, priority_step_s=settings.priority_step_s)
         base = settings.public_url
         self.enabled = settings.coordinate
@@ -41,6 +48,9 @@ class WorkerCoordinators:
             engines, catalog, storage, jobs, base, policy, max_job_attempts=settings.max_attempts
         )
         self._stop = threading.Event()
+        # Set when an advance may have queued work this worker can take (its claim loop stops
+        # waiting: a workflow's next step starts now, not at the next poll).
+        self.wake = wake or threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -58,10 +68,13 @@ class WorkerCoordinators:
         if not self.enabled:
             return
         try:
+            advanced = 0
             for parent in sorted({j.parent_id for j in jobs if j.parent_id}):
-                self.workflows.advance(parent)
+                advanced += self.workflows.advance(parent)
             for batch in sorted({j.batch_id for j in jobs if j.batch_id}):
-                self.batches.advance(batch)
+                advanced += self.batches.advance(batch)
+            if advanced:
+                self.wake.set()
         except (DBAPIError, LimnerError) as exc:  # the sweep (here or in the API) tries again
             log.warning("could not advance after a batch: %s", exc)
 
@@ -72,6 +85,7 @@ class WorkerCoordinators:
                 worked = False
                 while self.workflows.run_once() + self.batches.run_once():
                     worked = True
+                    self.wake.set()
                 idle = 0 if worked else min(idle + 1, IDLE_FACTOR)
             except (DBAPIError, LimnerError) as exc:
                 log.warning("coordinators: %s", exc)

@@ -80,7 +80,8 @@ class Worker:
         self.cache = WorkerCache(settings, self.engines, self.storage, self.queue, self.id)
         self.quality = QualityMonitor(settings, self.engines, self.storage, self.device)
         self.report = WorkerReport(catalog, self.device)
-        self.coordinators = WorkerCoordinators(settings, self.engines, catalog, self.storage)
+        self.work_ready = threading.Event()  # the claim loop's wait ends early when set
+        self.coordinators = WorkerCoordinators(settings, self.engines, catalog, self.storage, self.work_ready)
         self.stop_event = threading.Event()
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
@@ -135,7 +136,8 @@ class Worker:
                     busy = False
                     backoff = min(backoff * 2, 5.0)
                 if not busy:
-                    self.stop_event.wait(backoff)
+                    self.work_ready.wait(backoff)
+                self.work_ready.clear()
         finally:
             self._drain()
             self._finisher.shutdown(wait=True)
@@ -144,6 +146,7 @@ class Worker:
 
     def detach(self, threads: list[threading.Thread]) -> None:
         self.stop_event.set()
+        self.work_ready.set()
         for thread in threads:
             thread.join(timeout=5)
         self.coordinators.stop()
