@@ -3,7 +3,6 @@ job never moves again, whichever path tries."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy import select
 from limner.store.engine import Engines, make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.queue import WorkQueue
-from limner.store.records import NewJob
 from limner.store.schema import jobs
 from limner.store.states import (
     CANCELED,
@@ -26,6 +24,7 @@ from limner.store.states import (
     check_birth,
     move,
 )
+from tests.records import new_job
 
 
 @pytest.fixture
@@ -34,20 +33,6 @@ def engines(store_url: str) -> Iterator[Engines]:
     upgrade(eng)
     yield eng
     eng.dispose()
-
-
-def new_job() -> NewJob:
-    return NewJob(
-        id=str(uuid.uuid4()),
-        model_id="m/a",
-        task="text-to-image",
-        priority="normal",
-        input={"prompt": "p"},
-        batch_key="k",
-        body_hash="h",
-        idempotency_key=None,
-        max_attempts=3,
-    )
 
 
 def status_of(engines: Engines, job_id: str) -> str:

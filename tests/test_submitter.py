@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from limner.store.engine import Engines, make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.records import NewJob, Submitted
 from limner.store.schema import job_events, jobs
+from tests.records import new_job
 
 
 @pytest.fixture
@@ -27,20 +27,6 @@ def engines(tmp_path: Path) -> Iterator[Engines]:
     upgrade(eng)
     yield eng
     eng.dispose()
-
-
-def new_job(key: str | None = None) -> NewJob:
-    return NewJob(
-        id=str(uuid.uuid4()),
-        model_id="m/a",
-        task="text-to-image",
-        priority="normal",
-        input={"prompt": "p"},
-        batch_key="k",
-        body_hash="h",
-        idempotency_key=key,
-        max_attempts=3,
-    )
 
 
 def count(engines: Engines, table: object) -> int:

@@ -15,9 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
 from limner.api.views import status_body
-from limner.store.jobs import WORKFLOW_TASK
 from limner.store.records import Job
 from limner.store.states import QUEUED
+from limner.tasks import WORKFLOW_TASK
 from limner.workflows.coordinator import step_summaries
 
 QUEUED_RECHECK_S = 1.0

@@ -44,14 +44,13 @@ from limner.store.batches import (
     VALIDATING,
     Batch,
 )
-from limner.store.children import stop_children
-from limner.store.ends import ended
+from limner.store.cancel import cancel_jobs
 from limner.store.engine import Engines
-from limner.store.jobs import WORKFLOW_TASK, JobStore
+from limner.store.jobs import JobStore
 from limner.store.notify import notify
 from limner.store.records import NewJob
 from limner.store.schema import batch_rows, batches, jobs
-from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, move
+from limner.store.states import QUEUED, RUNNING, TERMINAL
 from limner.tenancy import member_of
 from limner.workflows.spec import WorkflowEntry
 from limner.workflows.submit import workflow_job
@@ -268,33 +267,11 @@ class BatchCoordinator:
                 .values(status="canceled", error="the batch was cancelled", error_type="canceled", finished_at=now)
             )
             going = conn.execute(
-                select(jobs.c.id, jobs.c.status, jobs.c.task)
+                select(jobs.c.id)
                 .select_from(batch_rows.join(jobs, jobs.c.id == batch_rows.c.job_id))
                 .where(batch_rows.c.batch_id == batch.id, jobs.c.status.in_((QUEUED, RUNNING)))
-            ).all()
-            stop_now = [r.id for r in going if r.status == QUEUED or r.task == WORKFLOW_TASK]
-            if stop_now:
-                gone = (
-                    conn.execute(
-                        move(
-                            CANCELED,
-                            jobs.c.id.in_(stop_now),
-                            error="the batch was cancelled",
-                            error_type="canceled",
-                            finished_at=now,
-                            updated_at=now,
-                        ).returning(jobs.c.id)
-                    )
-                    .scalars()
-                    .all()
-                )
-                for job_id in gone:
-                    stop_children(conn, job_id, "its batch was cancelled")
-                ended(conn, list(gone))
-            running = [r.id for r in going if r.status == RUNNING and r.task != WORKFLOW_TASK]
-            if running:
-                conn.execute(update(jobs).where(jobs.c.id.in_(running)).values(cancel_requested=True, updated_at=now))
-            notify(conn, [r.id for r in going])
+            ).scalars()
+            cancel_jobs(conn, list(going), "the batch was cancelled")
 
     def _maybe_finish(self, batch: Batch) -> None:
         with self.engines.read.connect() as conn:

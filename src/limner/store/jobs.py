@@ -7,22 +7,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from limner import progress
 from limner.errors import IdempotencyConflict
-from limner.store.children import stop_children
-from limner.store.ends import ended
+from limner.store.cancel import cancel_jobs
 from limner.store.engine import Engines
-from limner.store.notify import notify
 from limner.store.records import Job, LogLine, NewJob, Submitted
 from limner.store.schema import job_events, jobs
-from limner.store.states import CANCELED, QUEUED, RUNNING, TERMINAL, check_birth, move, rank_for
+from limner.store.states import QUEUED, TERMINAL, check_birth, rank_for
 
 CancelOutcome = Literal["CANCELLATION_REQUESTED", "ALREADY_COMPLETED"]
-WORKFLOW_TASK = "workflow"  # a workflow's own job (limner.workflows); its steps are jobs of their models
 
 
 @dataclass(frozen=True)
@@ -172,56 +169,17 @@ class JobStore:
     def cancel(self, job_id: str) -> CancelOutcome | None:
         """Cancel a job: a queued one never runs; a running one stops at its next step. A
         workflow job (no worker holds it) is canceled at once, and so are its steps."""
-        now = time.time()
         with self.engines.write.begin() as conn:
-            workflow = conn.execute(
-                move(
-                    CANCELED,
-                    jobs.c.id == job_id,
-                    jobs.c.task == WORKFLOW_TASK,
-                    finished_at=now,
-                    updated_at=now,
-                    error="canceled",
-                    error_type="canceled",
-                    progress=progress.make(progress.CANCELED),
-                )
-            ).rowcount
-            if workflow:
-                stopped = stop_children(conn, job_id, "its workflow was canceled")
-                self._log(conn, job_id, "info", "api", f"canceled; {stopped} step job(s) stopped")
-                ended(conn, [job_id])
-                notify(conn, [job_id])
-                return "CANCELLATION_REQUESTED"
-            done = conn.execute(
-                move(
-                    CANCELED,
-                    jobs.c.id == job_id,
-                    jobs.c.status == QUEUED,
-                    finished_at=now,
-                    updated_at=now,
-                    error="canceled before it started",
-                    error_type="canceled",
-                    progress=progress.make(progress.CANCELED),
-                )
-            ).rowcount
-            if done:
-                self._log(conn, job_id, "info", "api", "canceled while queued")
-                ended(conn, [job_id])
-                notify(conn, [job_id])
-                return "CANCELLATION_REQUESTED"
-            flagged = conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id, jobs.c.status == RUNNING)
-                .values(cancel_requested=True, updated_at=now)
-            ).rowcount
-            if flagged:
-                self._log(conn, job_id, "info", "api", "cancellation requested")
-                notify(conn, [job_id])
-                return "CANCELLATION_REQUESTED"
             status = conn.execute(select(jobs.c.status).where(jobs.c.id == job_id)).scalar()
-        if status is None:
-            return None
-        return "ALREADY_COMPLETED"
+            if status is None:
+                return None
+            why = "canceled before it started" if status == QUEUED else "canceled"
+            gone, stopping = cancel_jobs(conn, [job_id], why)
+            if gone:
+                self._log(conn, job_id, "info", "api", "canceled while queued" if status == QUEUED else "canceled")
+            elif stopping:
+                self._log(conn, job_id, "info", "api", "cancellation requested")
+        return "CANCELLATION_REQUESTED" if gone or stopping else "ALREADY_COMPLETED"
 
     def log(self, job_id: str, level: str, source: str, message: str) -> None:
         with self.engines.write.begin() as conn:

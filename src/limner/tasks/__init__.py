@@ -31,6 +31,10 @@ TASK_IDS: Final[tuple[str, ...]] = (
     "composite",
 )
 
+# A workflow's own job (limner.workflows): not a model's task, so it has no schema of its own;
+# each workflow's inputs make its schema, and its steps are jobs of their models' tasks.
+WORKFLOW_TASK: Final = "workflow"
+
 TASKS: Final = MappingProxyType(
     {
         spec.id: spec
@@ -52,4 +56,4 @@ TASKS: Final = MappingProxyType(
     }
 )
 
-__all__ = ["TASKS", "TASK_IDS", "Limits", "TaskInput", "TaskSpec"]
+__all__ = ["TASKS", "TASK_IDS", "WORKFLOW_TASK", "Limits", "TaskInput", "TaskSpec"]

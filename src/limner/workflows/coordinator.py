@@ -27,7 +27,7 @@ from limner.errors import LimnerError
 from limner.intake.build import JobOptions, build_job
 from limner.progress import Stage
 from limner.storage import Storage
-from limner.store.children import stop_children
+from limner.store.cancel import stop_children
 from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore

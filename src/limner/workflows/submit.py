@@ -17,8 +17,8 @@ from limner.intake.build import JobOptions
 from limner.intake.files import store_file_inputs
 from limner.net.fetch import FetchPolicy
 from limner.storage import Storage
-from limner.store.jobs import WORKFLOW_TASK
 from limner.store.records import NewJob
+from limner.tasks import WORKFLOW_TASK
 from limner.workflows.refs import INPUT, Missing, parse, resolve
 from limner.workflows.spec import WorkflowEntry, WorkflowStep
 

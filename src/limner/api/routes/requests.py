@@ -13,9 +13,9 @@ from limner.api.context import ApiContext, get_ctx
 from limner.api.tenancy import caller_of
 from limner.api.views import summary
 from limner.errors import InvalidInput
-from limner.store.jobs import WORKFLOW_TASK, JobFilter
+from limner.store.jobs import JobFilter
 from limner.store.states import PRIORITIES, STATUSES
-from limner.tasks import TASK_IDS
+from limner.tasks import TASK_IDS, WORKFLOW_TASK
 
 router = APIRouter(tags=["requests"])
 FAL_STATUSES = {"IN_QUEUE": ("queued",), "IN_PROGRESS": ("running",), "COMPLETED": ("succeeded", "failed", "canceled")}
