@@ -183,6 +183,7 @@ class _Phrase:
     negated: list[str] = field(default_factory=list)
     numbers: list[str] = field(default_factory=list)
     negating: bool = False
+    inherited: bool = False  # the lead came from "and" ("with an egg and chopsticks")
 
 
 def _quoted(prompt: str) -> tuple[str, tuple[str, ...]]:
@@ -236,9 +237,10 @@ def parse(prompt: str) -> PromptSlots:
         current = phrases[-1]
         if kind in ("boundary", "prep", "made-of") or (kind == "neg" and value == "without"):
             lead = None if kind == "boundary" else "without" if kind == "neg" else value
-            if value in lx.CONJUNCTIONS and current.lead not in (None, lx.MADE_OF):
+            inherited = value in lx.CONJUNCTIONS and current.lead not in (None, lx.MADE_OF)
+            if inherited:
                 lead = current.lead
-            phrases.append(_Phrase(lead, False))
+            phrases.append(_Phrase(lead, False, inherited=inherited))
             text.append("," if kind == "boundary" else value)
         elif kind == "neg":
             current.negating = True
@@ -271,11 +273,52 @@ def _head(words: list[str]) -> str | None:
     return strict[-1] if strict else nouns[-1] if nouns else None
 
 
+@lru_cache(maxsize=65536)
+def _strict_noun(word: str) -> bool:
+    """A dictionary noun that is nothing else an attribute could be: no adjective, no -ing
+    form, no unknown name (brands are skipped over like adjectives: "a white Nike shoe")."""
+    from lemminflect import getAllLemmas
+
+    if word in ATTRIBUTES or word.endswith("ing") or not word.isalpha():
+        return False
+    lemmas = getAllLemmas(word)
+    return "NOUN" in lemmas and "ADJ" not in lemmas
+
+
+def _owner(words: list[str], index: int, head: str) -> str:
+    """The object the attribute at ``index`` describes: the end of the first run of nouns after
+    it ("white" in "white ceramic coffee mug": mug; in "black dog chasing white cat": dog),
+    else the phrase's head. Attributes, names and -ing words before the run are skipped
+    ("a black Nike running shoe": shoe)."""
+    end = None
+    for word in words[index + 1 :]:
+        if _strict_noun(word):
+            end = word
+        elif end is not None:
+            break
+        elif not (word in ATTRIBUTES or word.endswith("ing") or not noun_capable(word) or _unknown(word)):
+            break
+    return end or head
+
+
+@lru_cache(maxsize=65536)
+def _unknown(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    return not word.isalpha() or not getAllLemmas(word)
+
+
 def _slots(phrases: list[_Phrase], soft: set[str], quoted: tuple[str, ...], text: str) -> PromptSlots:
+    # "a man in a red shirt and a woman in a blue shirt": "and a woman" starts a new object, so
+    # it keeps no preposition when a preposition phrase of its own follows.
+    for index, phrase in enumerate(phrases[:-1]):
+        if phrase.inherited and phrases[index + 1].lead not in (None, "without", lx.MADE_OF):
+            phrase.lead = None
     bag: set[str] = set()
     negated: set[str] = set()
     relations: set[tuple[str, str]] = set()
     heads: list[str | None] = []  # per phrase: the object its attributes and numbers belong to
+    named: list[bool] = []  # whether the phrase names that object itself (not "in red")
     previous: str | None = None
     for index, phrase in enumerate(phrases):
         bag.update(phrase.words)
@@ -284,9 +327,11 @@ def _slots(phrases: list[_Phrase], soft: set[str], quoted: tuple[str, ...], text
         if phrase.words and all(w in ATTRIBUTES for w in phrase.words):
             if phrase.lead in ("in", lx.MADE_OF):  # "a dress in red", "a chair made of oak"
                 heads.append(previous or "")
+                named.append(False)
                 continue
             if following in (None, "without", lx.MADE_OF):  # "..., monochrome": the whole picture
                 heads.append("")
+                named.append(False)
                 continue
         head = _head(phrase.words)  # "an orange on a table": the attribute word names a thing
         if head is not None:
@@ -294,19 +339,33 @@ def _slots(phrases: list[_Phrase], soft: set[str], quoted: tuple[str, ...], text
                 relations.add((phrase.lead, head))
             previous = head
         heads.append(head)
+        named.append(head is not None)
     # Numbers and attributes of a phrase with no object ("two, ...") belong to the next object.
     for i in range(len(heads) - 1, -1, -1):
         if heads[i] is None:
             heads[i] = next((h for h in heads[i + 1 :] if h is not None), "")
+    # A noun that heads several phrases ("shirt" twice) is told apart by what it belongs to.
+    named_heads = [h for h, n in zip(heads, named, strict=True) if n]
+    repeated = {h for h in named_heads if named_heads.count(h) > 1}
+    owners = list(heads)
+    last: str | None = None
+    for i, head in enumerate(heads):
+        if head in repeated and named[i] and phrases[i].lead not in (None, "without", lx.MADE_OF) and last:
+            owners[i] = f"{head}@{last}"
+        elif not named[i] and i and owners[i - 1] and heads[i - 1] == head:
+            owners[i] = owners[i - 1]  # "in red" after "a shirt": whatever that shirt was called
+        if head and named[i] and phrases[i].lead is None:
+            last = head
     bindings: set[tuple[str, str]] = set()
     counts: dict[str, str] = {}
-    for phrase, head in zip(phrases, heads, strict=True):
+    for phrase, head, owner in zip(phrases, heads, owners, strict=True):
         target = head or ""
-        for word in phrase.words:
+        for index, word in enumerate(phrase.words):
             if word in ATTRIBUTES and word != target:
-                bindings.add((word, target))
+                described = _owner(phrase.words, index, target)
+                bindings.add((word, owner or "" if described == target else described))
         for number in phrase.numbers:
-            counts[target] = number
+            counts[owner or ""] = number
     return PromptSlots(
         bag=frozenset(bag - negated),
         soft=frozenset(soft),
