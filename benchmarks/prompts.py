@@ -299,16 +299,17 @@ def labelled_pairs(count: int, seed: int = 7) -> list[Pair]:
 
 
 HARD_FILE = Path(__file__).resolve().parent / "cache_pairs.tsv"
+HELDOUT_FILE = Path(__file__).resolve().parent / "cache_pairs_heldout.tsv"
 
 
-def hard_pairs() -> list[Pair]:
-    """The hand-written pairs: ``label<TAB>kind<TAB>a<TAB>b`` lines (label same/different)."""
+def hard_pairs(path: Path = HARD_FILE, domain: str = "hand-written") -> list[Pair]:
+    """Hand-written pairs: ``label<TAB>kind<TAB>a<TAB>b`` lines (label same/different)."""
     pairs = []
-    for line in HARD_FILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
         label, kind, a, b = line.split("\t")
-        pairs.append(Pair(a, b, label == "same", kind, "hand-written"))
+        pairs.append(Pair(a, b, label == "same", kind, domain))
     return pairs
 
 

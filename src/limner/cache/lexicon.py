@@ -33,14 +33,15 @@ FILLER = frozenset(
 FILLER_PHRASES = (
     ("product", "photo"), ("product", "photos"), ("product", "shot"), ("product", "shots"),
     ("product", "photography"), ("product", "image"), ("product", "picture"), ("product", "render"),
-    ("high", "quality"), ("best", "quality"), ("top", "quality"), ("award", "winning"),
+    ("high", "quality"), ("best", "quality"), ("highly", "detailed"), ("ultra", "detailed"), ("top", "quality"), ("award", "winning"),
     ("trending", "on", "artstation"), ("in", "the", "style", "of"), ("in", "style", "of"),
     ("in", "the", "style"), ("a", "photo", "of"), ("photo", "of"), ("image", "of"), ("picture", "of"),
     ("shot", "of"), ("photograph", "of"), ("shot", "on"), ("shot", "with"), ("taken", "with"), ("taken", "on"),
     ("captured", "on"), ("captured", "with"),
 )  # fmt: skip
 
-# Words whose change alone does not make another picture (praise, polish, softness): two prompts
+# Words whose change alone does not make another picture (praise, polish, softness; not detail
+# or simplicity, which change what is drawn: "a detailed drawing", "a simple drawing"): two prompts
 # that differ only here hit if their normalised texts are close enough (the embedding decides).
 SOFT = {
     "beautiful": ("gorgeous", "stunning", "lovely", "pretty", "breathtaking"),
@@ -49,10 +50,8 @@ SOFT = {
     "sharp": ("sharply", "focused", "in-focus"),
     "premium": ("high-end", "upscale", "luxury", "luxurious", "deluxe"),
     "professional": ("professionally", "pro", "commercial", "editorial"),
-    "detailed": ("detail", "details", "intricate"),
     "realistic": ("photorealistic", "photoreal", "hyperrealistic", "hyper-realistic", "lifelike", "realism"),
     "soft": ("gentle", "diffused", "diffuse", "softly"),
-    "plain": ("simple",),
     "nice": ("great", "amazing", "awesome", "perfect", "fine", "good"),
 }
 

@@ -35,6 +35,7 @@ class CacheHit:
     compute_s: float
     similarity: float
     prompt: str
+    method: str = ""  # for a semantic hit: "identical-input", "slots" or "cosine"
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,10 @@ def hit_result(hit: CacheHit, job_input: dict[str, Any], created_at: float, now:
         "saved_compute_s": round(hit.compute_s, 4),
     }
     if hit.kind == "semantic":
+        # Why it was a hit: how close, to which prompt, by which method.
         cache["similarity"] = round(hit.similarity, 4)
-        cache["source_prompt"] = hit.prompt
+        cache["matched_prompt"] = hit.prompt
+        cache["method"] = hit.method or "identical-input"
     usage = dict(result.get("usage") or {})
     price = float(usage.get("usd_per_gpu_hour") or 0.0)
     result["usage"] = {
@@ -164,7 +167,7 @@ class CacheStore:
         """Count a worker-side hit and say so in the job's log (inside the caller's transaction)."""
         self.record_hit(conn, hit, now)
         message = f"served from the cache ({hit.kind} hit of request {hit.source_job_id}"
-        message += f", similarity {hit.similarity:.3f})" if hit.kind == "semantic" else ")"
+        message += f", {hit.method}, similarity {hit.similarity:.3f})" if hit.kind == "semantic" else ")"
         conn.execute(insert(job_events).values(job_id=job_id, ts=now, level="info", source="cache", message=message))
 
     # -- reading ---------------------------------------------------------------------------
@@ -197,7 +200,7 @@ class CacheStore:
         kind = "exact" if exact_key is not None else "semantic"
         for row in rows:
             if self.usable(row._mapping):
-                return _hit(row._mapping, kind, 1.0)
+                return _hit(row._mapping, kind, 1.0, "" if kind == "exact" else "identical-input")
         return None
 
     def by_seq(self, seqs: Sequence[int], group_key: str, scope: str) -> list[dict[str, Any]]:
@@ -220,6 +223,17 @@ class CacheStore:
         with self.engines.read.connect() as conn:
             rows = conn.execute(select(cache_entries.c.seq).where(cache_entries.c.seq.in_(list(seqs))))
             return {int(r.seq) for r in rows}
+
+    def prompts_after(self, model_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, str]]:
+        """(seq, prompt) of a model's entries after ``after_seq`` (the slot index's catch-up)."""
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(
+                select(cache_entries.c.seq, cache_entries.c.prompt)
+                .where(cache_entries.c.model_id == model_id, cache_entries.c.seq > after_seq)
+                .order_by(cache_entries.c.seq)
+                .limit(limit)
+            )
+            return [(int(r.seq), str(r.prompt or "")) for r in rows]
 
     def embeddings_after(self, model_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, bytes]]:
         with self.engines.read.connect() as conn:
@@ -322,7 +336,7 @@ class CacheStore:
             dropped += self.drop(gone)
 
 
-def _hit(entry: Any, kind: str, similarity: float) -> CacheHit:
+def _hit(entry: Any, kind: str, similarity: float, method: str = "") -> CacheHit:
     return CacheHit(
         seq=int(entry["seq"]),
         kind=kind,
@@ -331,8 +345,9 @@ def _hit(entry: Any, kind: str, similarity: float) -> CacheHit:
         compute_s=float(entry["compute_s"]),
         similarity=similarity,
         prompt=entry["prompt"],
+        method=method,
     )
 
 
-def semantic_hit(entry: dict[str, Any], similarity: float) -> CacheHit:
-    return _hit(entry, "semantic", similarity)
+def semantic_hit(entry: dict[str, Any], similarity: float, method: str) -> CacheHit:
+    return _hit(entry, "semantic", similarity, method)
