@@ -9,7 +9,6 @@ an unrelated seed's run is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ OTHER = "a red leather armchair in a sunlit living room, product photo"
 
 
 @pytest.fixture(scope="module")
-def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pipe(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("tiny") / "sd"
     build_tiny("sd", folder)
     pipeline = diffusers.DiffusionPipeline.from_pretrained(str(folder), use_safetensors=True)
@@ -36,7 +35,7 @@ def pipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     calls = {"unet": 0}
     pipeline.unet.register_forward_pre_hook(lambda *_: calls.__setitem__("unet", calls["unet"] + 1))
     pipeline.calls = calls
-    yield pipeline
+    return pipeline
 
 
 def run(pipe: Any, prompt: str, seed: int, **kwargs: Any) -> tuple[np.ndarray[Any, Any], int]:

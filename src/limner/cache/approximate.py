@@ -126,9 +126,7 @@ class ApproximateCache:
     def enabled_for(self, entry: CatalogEntry, job: Job) -> bool:
         return entry.cache.approximate.enabled and job.cache_mode == "semantic" and bool(keys.prompt_of(job.input))
 
-    def nearest(
-        self, entry: CatalogEntry, job: Job, vector: Vector | None = None
-    ) -> tuple[LatentRecord, float] | None:
+    def nearest(self, entry: CatalogEntry, job: Job, vector: Vector | None = None) -> tuple[LatentRecord, float] | None:
         """The stored job of this scope, model revision and parameters (group key) whose prompt
         is most similar to ``job``'s, with that cosine."""
         group = keys.group_key(entry, job.input)

@@ -15,25 +15,31 @@ from __future__ import annotations
 
 VERSION = 1
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # Dropped: articles, auxiliaries, pronouns and intensifiers that do not change the picture.
-STOP = frozenset(
+STOP = _words(
     """a an the this that these those is are be being been was were it its which who whose there here
     very really quite just also so such some any is being has have having had like as
-    extremely super ultra incredibly highly truly""".split()
+    extremely super ultra incredibly highly truly"""
 )
 
 # Dropped: words that say "this is an image" (the default medium) or praise its quality.
-FILLER = frozenset(
+FILLER = _words(
     """photo photos photograph photographs photography photographic picture pictures pic pics image images
     shot shots snapshot snap photoshoot shoot stock hq hd uhd 4k 8k 16k masterpiece photographed captured
     pictured shown depicted depicting featuring featured showing displayed presented showcasing showcased
-    style styled scene view rendered quality""".split()
+    style styled scene view rendered quality"""
 )
 # Multi-word filler, matched before single words ("product photo" but not "product" alone).
 FILLER_PHRASES = (
     ("product", "photo"), ("product", "photos"), ("product", "shot"), ("product", "shots"),
     ("product", "photography"), ("product", "image"), ("product", "picture"), ("product", "render"),
-    ("high", "quality"), ("best", "quality"), ("highly", "detailed"), ("ultra", "detailed"), ("top", "quality"), ("award", "winning"),
+    ("high", "quality"), ("best", "quality"), ("highly", "detailed"), ("ultra", "detailed"), ("top", "quality"),
+    ("award", "winning"),
     ("trending", "on", "artstation"), ("in", "the", "style", "of"), ("in", "style", "of"),
     ("in", "the", "style"), ("a", "photo", "of"), ("photo", "of"), ("image", "of"), ("picture", "of"),
     ("shot", "of"), ("photograph", "of"), ("shot", "on"), ("shot", "with"), ("taken", "with"), ("taken", "on"),
@@ -230,23 +236,23 @@ NUMBERS = {
 # Vague plural quantities: they agree with each other, not with a number or with none.
 SEVERAL = frozenset({"several", "many", "multiple", "numerous", "various", "countless", "lots"})
 
-COLOURS = frozenset(
+COLOURS = _words(
     """red blue green yellow orange purple violet pink brown black white grey beige navy teal turquoise cyan
     magenta maroon burgundy crimson scarlet ivory cream tan khaki olive lime mint emerald jade gold silver
     bronze copper coral salmon peach lavender lilac indigo aqua charcoal ochre mustard rust taupe ruby sapphire
-    amber blond ginger auburn off-white multicoloured rainbow monochrome""".split()
+    amber blond ginger auburn off-white multicoloured rainbow monochrome"""
 )
 # A shade word right before a colour makes one colour ("light blue" is not "blue").
 SHADES = frozenset({"light", "dark", "pale", "deep", "bright", "pastel", "neon", "hot", "baby", "sky", "royal"})
-MATERIALS = frozenset(
+MATERIALS = _words(
     """leather cotton velvet linen suede denim ceramic porcelain steel iron aluminium aluminum metal wood
     bamboo rattan wicker glass crystal marble granite stone concrete brick plastic rubber silicone paper
     cardboard wool cashmere silk satin lace nylon polyester fleece fur faux canvas tweed corduroy jute
-    terracotta clay copper brass chrome titanium carbon resin acrylic oak walnut pine teak mahogany""".split()
+    terracotta clay copper brass chrome titanium carbon resin acrylic oak walnut pine teak mahogany"""
 )
-PATTERNS = frozenset(
+PATTERNS = _words(
     """striped stripes plaid checkered checked tartan floral polka dotted spotted paisley camo camouflage
-    houndstooth herringbone leopard zebra geometric""".split()
+    houndstooth herringbone leopard zebra geometric"""
 )
 SIZES = frozenset({"big", "small", "tiny", "huge", "giant", "miniature", "tall", "short", "long", "wide", "narrow"})
 AGES = frozenset({"young", "elderly", "middle-aged", "teenage", "teen", "baby", "newborn", "adult", "toddler"})

@@ -27,12 +27,18 @@ from limner.cache.store import CacheStore
 log = logging.getLogger("limner.cache")
 
 
+# Entries another worker committed out of sequence order are found if they are at most this old
+# when the index catches up (a transaction's length, with a wide margin).
+OUT_OF_ORDER_S = 120.0
+
+
 @dataclass
 class _ModelSlots:
     by_key: dict[str, set[int]] = field(default_factory=dict)
     key_of: dict[int, str] = field(default_factory=dict)
     dirty: bool = False
     saved_at: float = 0.0
+    caught_up_at: float = 0.0
 
 
 class SlotIndex:
@@ -66,9 +72,13 @@ class SlotIndex:
 
     def _catch_up(self, model_id: str) -> _ModelSlots:
         state = self._open(model_id)
-        after = max(state.key_of, default=0) - REREAD
+        newest = max(state.key_of, default=0)
+        # The first catch-up of a process re-reads the last REREAD entries whatever their age.
+        since = state.caught_up_at - OUT_OF_ORDER_S if state.caught_up_at else 0.0
+        state.caught_up_at = time.time()
+        after, recent_from = newest, max(newest - REREAD, 0)
         while True:
-            rows = self.store.prompts_after(model_id, max(after, 0))
+            rows = self.store.prompts_after(model_id, after, recent_from=recent_from, since=since)
             for seq, prompt in rows:
                 if seq not in state.key_of and prompt:
                     key = parse(prompt).key
@@ -77,7 +87,7 @@ class SlotIndex:
                     state.dirty = True
             if len(rows) < 5000:
                 return state
-            after = rows[-1][0]
+            after = recent_from = rows[-1][0]  # next page: only what follows
 
     def candidates(self, model_id: str, key: str) -> list[int]:
         """Entries whose prompt has these hard slots, newest first."""

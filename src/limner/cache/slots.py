@@ -104,11 +104,13 @@ WORDS, PHRASES = _tables()
 MAX_PHRASE = max(len(p) for p in PHRASES)
 ATTRIBUTES = lx.COLOURS | lx.MATERIALS | lx.PATTERNS | lx.SIZES | lx.AGES
 NOUNISH = lx.COLOURS | lx.MATERIALS  # attribute words that also name a thing ("an orange", "glass")
+# Double quotes of any kind, or single quotes that open after a space and close before one
+# (an apostrophe in "kid's" is no quote). \u201c\u201d \u2018\u2019: typographic quotes.
 QUOTES = re.compile(
-    r'"([^"]+)"|“([^”]+)”|«([^»]+)»|„([^“”]+)[“”]'
-    r"|(?:^|(?<=[\s(\[:,;]))['‘]([^'’]+)['’](?=$|[\s).,;:!?\]])"
+    '"([^"]+)"|\u201c([^\u201d]+)\u201d|\u00ab([^\u00bb]+)\u00bb|\u201e([^\u201c\u201d]+)[\u201c\u201d]'
+    "|(?:^|(?<=[\\s(\\[:,;]))['\u2018]([^'\u2019]+)['\u2019](?=$|[\\s).,;:!?\\]])"
 )
-BODY = re.compile(r"\b([a-z]+)[- ](" + "|".join(lx.BODY_SUFFIXES) + r")\s+([a-z]+)")
+BODY = re.compile(r"\b([a-z]+)[- ](" + "|".join(lx.BODY_SUFFIXES) + r")\b")
 TOKENS = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?|[,;:.!?&+/|]")
 
 
@@ -200,11 +202,11 @@ def _quoted(prompt: str) -> tuple[str, tuple[str, ...]]:
 
 def _tokens(text: str) -> list[str]:
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))  # café
-    text = text.casefold().replace("’", "'")
+    text = text.casefold().replace("\u2019", "'")
     text = re.sub(r"'s\b", "", text).replace("'", " ")
-    text = BODY.sub(lambda m: f"{m[3]} with {m[1]} {lx.BODY_SUFFIXES[m[2]]}", text)
-    text = re.sub(r"(?<=[a-z0-9])[-‐–](?=[a-z0-9])", " ", text)
-    text = re.sub(r"\s[-–—]+\s", " , ", text)
+    text = BODY.sub(lambda m: f" , with {m[1]} {lx.BODY_SUFFIXES[m[2]]} , ", text)
+    text = re.sub("(?<=[a-z0-9])[-\u2010\u2013](?=[a-z0-9])", " ", text)  # hyphens and en dashes
+    text = re.sub("\\s[-\u2013\u2014]+\\s", " , ", text)  # a dash between words: a pause
     raw = TOKENS.findall(text)
     out: list[str] = []
     i = 0
@@ -265,6 +267,12 @@ def parse(prompt: str) -> PromptSlots:
     return _slots(phrases, soft, quoted, " ".join(text).replace(" ,", ","))
 
 
+@lru_cache(maxsize=20_000)
+def parsed_prompt(prompt: str) -> PromptSlots:
+    """``parse``, remembered: cached prompts are parsed again at every lookup that finds them."""
+    return parse(prompt)
+
+
 def _head(words: list[str]) -> str | None:
     """The object a phrase names: its last word that can only be a noun ("harbour" in
     "harbours clear"), else its last word that can be one."""
@@ -294,9 +302,7 @@ def _owner(words: list[str], index: int, head: str) -> str:
     for word in words[index + 1 :]:
         if _strict_noun(word):
             end = word
-        elif end is not None:
-            break
-        elif not (word in ATTRIBUTES or word.endswith("ing") or not noun_capable(word) or _unknown(word)):
+        elif end is not None or not (word in ATTRIBUTES or word.endswith("ing") or _unknown(word)):
             break
     return end or head
 

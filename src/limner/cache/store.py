@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from limner.storage import Storage
 from limner.storage.base import key_of
@@ -224,12 +224,19 @@ class CacheStore:
             rows = conn.execute(select(cache_entries.c.seq).where(cache_entries.c.seq.in_(list(seqs))))
             return {int(r.seq) for r in rows}
 
-    def prompts_after(self, model_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, str]]:
-        """(seq, prompt) of a model's entries after ``after_seq`` (the slot index's catch-up)."""
+    def prompts_after(
+        self, model_id: str, after_seq: int, *, recent_from: int = 0, since: float = 0.0, limit: int = 5000
+    ) -> list[tuple[int, str]]:
+        """(seq, prompt) of a model's entries after ``after_seq``, plus those after
+        ``recent_from`` created since ``since`` (the slot index's catch-up: entries of other
+        workers can commit out of sequence order, but only for as long as a transaction lasts)."""
+        newer = cache_entries.c.seq > after_seq
+        if recent_from < after_seq:
+            newer = or_(newer, and_(cache_entries.c.seq > recent_from, cache_entries.c.created_at >= since))
         with self.engines.read.connect() as conn:
             rows = conn.execute(
                 select(cache_entries.c.seq, cache_entries.c.prompt)
-                .where(cache_entries.c.model_id == model_id, cache_entries.c.seq > after_seq)
+                .where(cache_entries.c.model_id == model_id, newer)
                 .order_by(cache_entries.c.seq)
                 .limit(limit)
             )
