@@ -32,7 +32,7 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
     }
 
 
-def _fill(hooks: Any, entry: Any, job_of: Callable[..., Any], count: int, rng: random.Random) -> list[Any]:
+def _fill(hooks: Any, entry: Any, job_of: Callable[..., Any], count: int, rng: random.Random) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from limner.cache import keys

@@ -12,7 +12,7 @@ Methods, each at several operating points:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ def score(hit: np.ndarray[Any, Any], same: np.ndarray[Any, Any]) -> dict[str, An
     }
 
 
-def evaluate(sets: dict[str, Sequence[Pair]], embedder: Any) -> dict[str, Any]:
+def evaluate(sets: Mapping[str, Sequence[Pair]], embedder: Any) -> dict[str, Any]:
     from limner.cache.slots import disagreement, parse
 
     pairs = [p for group in sets.values() for p in group]
