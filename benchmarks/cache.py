@@ -102,6 +102,7 @@ def replay(method: str, threshold: float, requests: int, approximate: bool) -> d
     seen: set[str] = set()
     total = new_total = 0.0
     saved = {"exact": 0.0, "semantic": 0.0, "approximate": 0.0}
+    saved_new = {"semantic": 0.0, "approximate": 0.0}  # on requests whose prompt text was new
     hits = {"exact": 0, "semantic": 0, "approximate": 0}
     wrong = 0
     approximate_other_intent = 0
@@ -123,6 +124,8 @@ def replay(method: str, threshold: float, requests: int, approximate: bool) -> d
             kind = "exact" if hit.prompt == request.prompt else "semantic"
             hits[kind] += 1
             saved[kind] += hit.compute_s
+            if kind == "semantic" and not identical:
+                saved_new["semantic"] += hit.compute_s
             wrong += intents[hit.source_job_id] != request.intent.key()
             continue
         reuse = hooks.approximate.for_batch(entry, [job])
@@ -131,6 +134,8 @@ def replay(method: str, threshold: float, requests: int, approximate: bool) -> d
             hits["approximate"] += 1
             skipped_steps += plan.skip_steps
             saved["approximate"] += cost * plan.skip_steps / plan.total_steps
+            if not identical:
+                saved_new["approximate"] += cost * plan.skip_steps / plan.total_steps
             approximate_other_intent += intents[plan.source_request_id] != request.intent.key()
         reuse.save(job.id, {k: latent for k in reuse.capture_steps(job.id, STEPS)}, STEPS)
         remember = hooks.remember(entry, "rev", job, {"images": [], "usage": {"compute_s": cost}})
@@ -141,7 +146,7 @@ def replay(method: str, threshold: float, requests: int, approximate: bool) -> d
     elapsed = time.perf_counter() - started
     hooks.cache.engines.dispose()
     served = hits["exact"] + hits["semantic"]
-    reuse_share = (saved["semantic"] + saved["approximate"]) / new_total if new_total else 0.0
+    reuse_share = (saved_new["semantic"] + saved_new["approximate"]) / new_total if new_total else 0.0
     return {
         "method": method,
         "threshold": threshold,
@@ -155,6 +160,7 @@ def replay(method: str, threshold: float, requests: int, approximate: bool) -> d
         "gpu_seconds_saved": {k: round(v, 1) for k, v in saved.items()},
         "saved_share_of_total": {k: round(v / total, 4) for k, v in saved.items()},
         "gpu_seconds_of_new_prompts": round(new_total, 1),
+        "saved_on_new_prompts": {k: round(v, 1) for k, v in saved_new.items()},
         "semantic_plus_approximate_share_of_new_prompts": round(reuse_share, 4),
         "hit_rate": round(served / requests, 4),
         "ms_per_request": round(1000 * elapsed / requests, 2),

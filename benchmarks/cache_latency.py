@@ -79,6 +79,7 @@ def latency(
         started = time.perf_counter()
         indexed = hooks.slots.size(entry.id)  # the first lookup's catch-up: parse every stored prompt
         build_s = time.perf_counter() - started
+        hooks.embedder.encode(["load the embedder before timing"])  # a worker loads it once, at its first need
         timings: dict[str, list[float]] = {"paraphrase": [], "near_miss": []}
         found = {"paraphrase": 0, "near_miss": 0}
         wrong = 0

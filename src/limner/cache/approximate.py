@@ -117,11 +117,18 @@ class QualityGate:
 class ApproximateCache:
     """Finds the nearest cached latents for a request and keeps new ones."""
 
-    def __init__(self, store: LatentStore, embed: Callable[[str], Vector], gate: QualityGate | None = None) -> None:
+    def __init__(
+        self,
+        store: LatentStore,
+        embed: Callable[[str], Vector],
+        gate: QualityGate | None = None,
+        counters: dict[str, Any] | None = None,
+    ) -> None:
         self.store = store
         self.embed = embed
         self.gate = gate or QualityGate()
-        self.counters = {"approximate_plans": 0, "approximate_skipped_steps": 0, "approximate_saved": 0}
+        self.counters = counters if counters is not None else {}  # the worker's stats, when given
+        self.counters.update({"approximate_plans": 0, "approximate_skipped_steps": 0, "approximate_saved": 0})
 
     def enabled_for(self, entry: CatalogEntry, job: Job) -> bool:
         return entry.cache.approximate.enabled and job.cache_mode == "semantic" and bool(keys.prompt_of(job.input))

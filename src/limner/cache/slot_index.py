@@ -27,18 +27,13 @@ from limner.cache.store import CacheStore
 log = logging.getLogger("limner.cache")
 
 
-# Entries another worker committed out of sequence order are found if they are at most this old
-# when the index catches up (a transaction's length, with a wide margin).
-OUT_OF_ORDER_S = 120.0
-
-
 @dataclass
 class _ModelSlots:
     by_key: dict[str, set[int]] = field(default_factory=dict)
     key_of: dict[int, str] = field(default_factory=dict)
     dirty: bool = False
     saved_at: float = 0.0
-    caught_up_at: float = 0.0
+    newest: int = 0
 
 
 class SlotIndex:
@@ -63,6 +58,7 @@ class SlotIndex:
                     for seq, key in zip(data["seqs"].tolist(), data["keys"].tolist(), strict=True):
                         state.key_of[int(seq)] = key.decode()
                         state.by_key.setdefault(key.decode(), set()).add(int(seq))
+                state.newest = max(state.key_of, default=0)
                 state.saved_at = time.time()
             except (OSError, ValueError, KeyError) as exc:  # a damaged file is rebuilt from the store
                 log.warning("slot index %s unreadable (%s); rebuilding it", path, exc)
@@ -72,22 +68,27 @@ class SlotIndex:
 
     def _catch_up(self, model_id: str) -> _ModelSlots:
         state = self._open(model_id)
-        newest = max(state.key_of, default=0)
-        # The first catch-up of a process re-reads the last REREAD entries whatever their age.
-        since = state.caught_up_at - OUT_OF_ORDER_S if state.caught_up_at else 0.0
-        state.caught_up_at = time.time()
-        after, recent_from = newest, max(newest - REREAD, 0)
         while True:
-            rows = self.store.prompts_after(model_id, after, recent_from=recent_from, since=since)
-            for seq, prompt in rows:
-                if seq not in state.key_of and prompt:
-                    key = parse(prompt).key
-                    state.key_of[seq] = key
-                    state.by_key.setdefault(key, set()).add(seq)
-                    state.dirty = True
+            rows = self.store.prompts_after(model_id, state.newest)
+            self._add(state, rows)
             if len(rows) < 5000:
-                return state
-            after = recent_from = rows[-1][0]  # next page: only what follows
+                break
+        # Entries of other workers can commit out of sequence order (PostgreSQL sequences): the
+        # holes among the last REREAD sequence numbers are looked up again. Holes left by dropped
+        # entries stay holes (one indexed IN query); none at all in the common case.
+        holes = [s for s in range(max(state.newest - REREAD, 0) + 1, state.newest) if s not in state.key_of]
+        if holes:
+            self._add(state, self.store.prompts_in(model_id, holes))
+        return state
+
+    def _add(self, state: _ModelSlots, rows: list[tuple[int, str]]) -> None:
+        for seq, prompt in rows:
+            state.newest = max(state.newest, seq)
+            if seq not in state.key_of:
+                key = parse(prompt).key  # an entry without a prompt gets the empty prompt's key
+                state.key_of[seq] = key
+                state.by_key.setdefault(key, set()).add(seq)
+                state.dirty = True
 
     def candidates(self, model_id: str, key: str) -> list[int]:
         """Entries whose prompt has these hard slots, newest first."""

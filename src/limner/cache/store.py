@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from limner.storage import Storage
 from limner.storage.base import key_of
@@ -24,6 +24,8 @@ from limner.store.notify import notify
 from limner.store.records import NewJob
 from limner.store.schema import cache_entries, job_events, jobs
 from limner.store.states import SUCCEEDED, check_birth
+
+REVISION_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class CacheStore:
         self.engines = engines
         self.storage = storage
         self.ttl_s = ttl_s
+        self._revisions: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -224,21 +227,26 @@ class CacheStore:
             rows = conn.execute(select(cache_entries.c.seq).where(cache_entries.c.seq.in_(list(seqs))))
             return {int(r.seq) for r in rows}
 
-    def prompts_after(
-        self, model_id: str, after_seq: int, *, recent_from: int = 0, since: float = 0.0, limit: int = 5000
-    ) -> list[tuple[int, str]]:
-        """(seq, prompt) of a model's entries after ``after_seq``, plus those after
-        ``recent_from`` created since ``since`` (the slot index's catch-up: entries of other
-        workers can commit out of sequence order, but only for as long as a transaction lasts)."""
-        newer = cache_entries.c.seq > after_seq
-        if recent_from < after_seq:
-            newer = or_(newer, and_(cache_entries.c.seq > recent_from, cache_entries.c.created_at >= since))
+    def prompts_after(self, model_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, str]]:
+        """(seq, prompt) of a model's entries after ``after_seq`` (the slot index's catch-up)."""
         with self.engines.read.connect() as conn:
             rows = conn.execute(
                 select(cache_entries.c.seq, cache_entries.c.prompt)
-                .where(cache_entries.c.model_id == model_id, newer)
+                .where(cache_entries.c.model_id == model_id, cache_entries.c.seq > after_seq)
                 .order_by(cache_entries.c.seq)
                 .limit(limit)
+            )
+            return [(int(r.seq), str(r.prompt or "")) for r in rows]
+
+    def prompts_in(self, model_id: str, seqs: Sequence[int]) -> list[tuple[int, str]]:
+        """(seq, prompt) of those of ``seqs`` that are this model's entries."""
+        if not seqs:
+            return []
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(
+                select(cache_entries.c.seq, cache_entries.c.prompt).where(
+                    cache_entries.c.model_id == model_id, cache_entries.c.seq.in_(list(seqs))
+                )
             )
             return [(int(r.seq), str(r.prompt or "")) for r in rows]
 
@@ -271,6 +279,14 @@ class CacheStore:
         return fresh
 
     def latest_revision(self, model_id: str, revision_key: str) -> str | None:
+        """The revision of the newest entry of this model and revision key. Remembered for a few
+        seconds: no index serves this query, so it reads every entry of the model (measured: most
+        of a hit's lookup time at 10k entries), and a new revision only appears when a worker
+        loads it."""
+        now = time.monotonic()
+        known = self._revisions.get((model_id, revision_key))
+        if known is not None and now - known[1] < REVISION_TTL_S:
+            return known[0]
         with self.engines.read.connect() as conn:
             value = conn.execute(
                 select(cache_entries.c.revision)
@@ -278,7 +294,9 @@ class CacheStore:
                 .order_by(cache_entries.c.seq.desc())
                 .limit(1)
             ).scalar()
-        return str(value) if value is not None else None
+        revision = str(value) if value is not None else None
+        self._revisions[(model_id, revision_key)] = (revision, now)
+        return revision
 
     def models(self) -> set[str]:
         """The models that have cache entries."""

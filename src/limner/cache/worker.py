@@ -50,9 +50,9 @@ class WorkerCache:
         self.embedder = Embedder(settings.embedding_model)
         self.semantic = SemanticIndex(settings.home / "cache-index", self.cache)
         self.slots = SlotIndex(settings.home / "cache-index", self.cache)
+        self.counters: dict[str, Any] = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
         latents = LatentStore(settings.home / "cache-latents", settings.cache_latent_budget_mb * 1024 * 1024)
-        self.approximate = ApproximateCache(latents, self.embed)
-        self.counters = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
+        self.approximate = ApproximateCache(latents, self.embed, counters=self.counters)
         self._embedded: tuple[str | None, Any] = (None, None)
         self._texts: dict[str, Any] = {}  # normalised prompt -> embedding (soft-word comparisons)
 
