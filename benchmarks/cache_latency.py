@@ -39,8 +39,10 @@ def _fill(hooks: Any, entry: Any, job_of: Callable[..., Any], count: int, rng: r
     from limner.store.schema import cache_entries
 
     intents: dict[str, Any] = {}  # prompt -> intent
-    while len(intents) < count:
-        intent = random_intent(rng, DOMAINS[len(intents) % len(DOMAINS)])
+    attempt = 0
+    while len(intents) < count:  # the domains in turn (scene prompts run out first: 6,144 in all)
+        attempt += 1
+        intent = random_intent(rng, DOMAINS[attempt % len(DOMAINS)])
         intents.setdefault(word(intent, 0, rng, noise=False), intent)
     rows = []
     now = time.time()

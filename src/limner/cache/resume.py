@@ -24,9 +24,9 @@ StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 
 def capture(steps: list[int], sink: dict[int, np.ndarray[Any, Any]], then: StepCallback | None = None) -> StepCallback:
     """A ``callback_on_step_end`` that copies the latents after each step in ``steps`` (counted
-    from 1: after the K-th denoising step) into ``sink`` as float16 numpy arrays, then calls
-    ``then`` (the adapter's progress callback). ``offset`` steps already skipped by a resumed
-    run are the caller's to add: pass steps relative to this call."""
+    from 1: after the K-th denoising step of this call) into ``sink`` as float16 numpy arrays,
+    then calls ``then`` (the adapter's progress callback). A resumed call counts from its own
+    first step: pass ``k - skip_steps`` and add ``skip_steps`` back before saving."""
     wanted = set(steps)
 
     def on_step(pipe: Any, index: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
