@@ -4,7 +4,8 @@ hard slots (``PromptSlots.key``), so a lookup is one dict access, whatever the c
 Like the faiss index it is an accelerator over the job store, which stays the truth: it is
 persisted beside the store (``$LIMNER_HOME/cache-index/*.slots.npz``, named with the lexicon
 version so a lexicon change rebuilds it), loaded at start and caught up from the store before
-each lookup, so entries written by other workers are found.
+each lookup, so entries written by other workers are found. One catch-up serves every model:
+it reads the entries after the last sequence number seen, by primary key.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class _ModelSlots:
     key_of: dict[int, str] = field(default_factory=dict)
     dirty: bool = False
     saved_at: float = 0.0
-    newest: int = 0
 
 
 class SlotIndex:
@@ -41,6 +41,8 @@ class SlotIndex:
         self.folder = folder
         self.store = store
         self._models: dict[str, _ModelSlots] = {}
+        self._scanned = 0  # the newest sequence number read, of any model
+        self._recent: set[int] = set()  # sequence numbers read within REREAD of it
         self._lock = threading.Lock()
 
     def _path(self, model_id: str) -> Path:
@@ -58,7 +60,6 @@ class SlotIndex:
                     for seq, key in zip(data["seqs"].tolist(), data["keys"].tolist(), strict=True):
                         state.key_of[int(seq)] = key.decode()
                         state.by_key.setdefault(key.decode(), set()).add(int(seq))
-                state.newest = max(state.key_of, default=0)
                 state.saved_at = time.time()
             except (OSError, ValueError, KeyError) as exc:  # a damaged file is rebuilt from the store
                 log.warning("slot index %s unreadable (%s); rebuilding it", path, exc)
@@ -66,24 +67,26 @@ class SlotIndex:
         self._models[model_id] = state
         return state
 
-    def _catch_up(self, model_id: str) -> _ModelSlots:
-        state = self._open(model_id)
+    def _catch_up(self) -> None:
         while True:
-            rows = self.store.prompts_after(model_id, state.newest)
-            self._add(state, rows)
+            rows = self.store.entries_after(self._scanned)
+            self._add(rows)
             if len(rows) < 5000:
                 break
         # Entries of other workers can commit out of sequence order (PostgreSQL sequences): the
         # holes among the last REREAD sequence numbers are looked up again. Holes left by dropped
-        # entries stay holes (one indexed IN query); none at all in the common case.
-        holes = [s for s in range(max(state.newest - REREAD, 0) + 1, state.newest) if s not in state.key_of]
+        # entries stay holes (one primary-key IN query); none at all in the common case.
+        floor = max(self._scanned - REREAD, 0)
+        holes = [s for s in range(floor + 1, self._scanned) if s not in self._recent]
         if holes:
-            self._add(state, self.store.prompts_in(model_id, holes))
-        return state
+            self._add(self.store.entries_in(holes))
+        self._recent = {s for s in self._recent if s > floor}
 
-    def _add(self, state: _ModelSlots, rows: list[tuple[int, str]]) -> None:
-        for seq, prompt in rows:
-            state.newest = max(state.newest, seq)
+    def _add(self, rows: list[tuple[int, str, str]]) -> None:
+        for seq, model_id, prompt in rows:
+            self._scanned = max(self._scanned, seq)
+            self._recent.add(seq)
+            state = self._open(model_id)
             if seq not in state.key_of:
                 key = parse(prompt).key  # an entry without a prompt gets the empty prompt's key
                 state.key_of[seq] = key
@@ -93,13 +96,15 @@ class SlotIndex:
     def candidates(self, model_id: str, key: str) -> list[int]:
         """Entries whose prompt has these hard slots, newest first."""
         with self._lock:
-            state = self._catch_up(model_id)
+            self._catch_up()
+            state = self._open(model_id)
             self._maybe_save(model_id, state)
             return sorted(state.by_key.get(key, ()), reverse=True)
 
     def size(self, model_id: str) -> int:
         with self._lock:
-            return len(self._catch_up(model_id).key_of)
+            self._catch_up()
+            return len(self._open(model_id).key_of)
 
     def forget(self, model_id: str, seqs: list[int]) -> None:
         with self._lock:
