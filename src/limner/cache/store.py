@@ -129,6 +129,9 @@ class CacheStore:
             "expires_at": now + self.ttl_s if self.ttl_s else None,
         }
         seq = conn.execute(insert(cache_entries).values(**values).returning(cache_entries.c.seq)).scalar_one()
+        # This process now serves that revision: its older entries stop answering at once (other
+        # processes see it within REVISION_TTL_S). A rolled-back entry only costs misses.
+        self._revisions[(entry.model_id, entry.revision_key)] = (entry.revision, time.monotonic())
         return int(seq)
 
     def record_hit(self, conn: Connection, hit: CacheHit, now: float) -> None:
@@ -284,7 +287,8 @@ class CacheStore:
         """The revision of the newest entry of this model and revision key. No index serves the
         plain query (it reads every entry of the model: most of a hit's lookup time at 10k
         entries), so the newest entries are looked at first, and the answer is remembered for a
-        few seconds (a new revision only appears when a worker loads it)."""
+        few seconds (a new revision only appears when a worker loads it, and the entries that worker
+        writes update it here at once)."""
         now = time.monotonic()
         known = self._revisions.get((model_id, revision_key))
         if known is not None and now - known[1] < REVISION_TTL_S:
