@@ -63,3 +63,32 @@ def test_index_persists_catches_up_and_forgets(tmp_path: Path, embedder: Embedde
     other.forget("m/x", [later])
     assert {seq for seq, _ in other.search("m/x", castle, 0.9)} == {seqs[1]}
     engines.dispose()
+
+
+def test_slot_index_groups_by_hard_slots_persists_catches_up_and_forgets(tmp_path: Path) -> None:
+    from limner.cache.slot_index import SlotIndex
+    from limner.cache.slots import parse
+
+    engines = make_engines(f"sqlite:///{tmp_path / 'limner.db'}")
+    upgrade(engines)
+    store = CacheStore(engines, LocalStorage(tmp_path / "files"))
+    none = np.zeros(384, dtype=np.float32)
+    armchair = store.remember(entry("product photo of a red leather armchair in a sunny living room", none, "j1"))
+    store.remember(entry("a blue leather armchair in a sunny living room", none, "j2"))
+
+    index = SlotIndex(tmp_path / "cache-index", store)
+    paraphrase = parse("a red leather armchair in a sunlit living room, product photo").key
+    assert index.candidates("m/x", paraphrase) == [armchair]
+    assert index.candidates("m/x", parse("a green leather armchair in a sunny living room").key) == []
+    index.save_all()
+    assert list((tmp_path / "cache-index").glob("*.slots.npz"))
+
+    # Another process: loads the file, and catches up with an entry written since.
+    later = store.remember(entry("A red leather armchair in a sunny living room.", none, "j3"))
+    other = SlotIndex(tmp_path / "cache-index", store)
+    assert other.candidates("m/x", paraphrase) == [later, armchair]  # newest first
+    assert other.size("m/x") == 3
+    store.drop([armchair])  # gone from the store (expired, purged): the index forgets it too
+    other.forget("m/x", [armchair])
+    assert other.candidates("m/x", paraphrase) == [later]
+    engines.dispose()

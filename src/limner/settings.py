@@ -166,6 +166,12 @@ class Settings(BaseSettings):
     )
     quotas: str = Field(default="", description="Per-key quotas: a YAML/JSON file, or inline JSON (see limner.quotas).")
     cache_ttl_s: float = Field(default=0.0, ge=0, description="Forget cache entries this old; 0 = as long as media.")
+    cache_latent_budget_mb: int = Field(
+        default=2048,
+        ge=1,
+        description="Disk for approximate caching's intermediate latents ($LIMNER_HOME/cache-latents); the "
+        "least recently used go first.",
+    )
     clip_model: str = Field(
         default="hf://openai/clip-vit-base-patch32",
         description="CLIP for quality scores: hf://repo, file:///path or tiny://clip (loaded when present).",

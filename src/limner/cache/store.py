@@ -25,6 +25,8 @@ from limner.store.records import NewJob
 from limner.store.schema import cache_entries, job_events, jobs
 from limner.store.states import SUCCEEDED, check_birth
 
+REVISION_TTL_S = 5.0
+
 
 @dataclass(frozen=True)
 class CacheHit:
@@ -35,6 +37,7 @@ class CacheHit:
     compute_s: float
     similarity: float
     prompt: str
+    method: str = ""  # for a semantic hit: "identical-input", "slots" or "cosine"
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,10 @@ def hit_result(hit: CacheHit, job_input: dict[str, Any], created_at: float, now:
         "saved_compute_s": round(hit.compute_s, 4),
     }
     if hit.kind == "semantic":
+        # Why it was a hit: how close, to which prompt, by which method.
         cache["similarity"] = round(hit.similarity, 4)
-        cache["source_prompt"] = hit.prompt
+        cache["matched_prompt"] = hit.prompt
+        cache["method"] = hit.method or "identical-input"
     usage = dict(result.get("usage") or {})
     price = float(usage.get("usd_per_gpu_hour") or 0.0)
     result["usage"] = {
@@ -105,6 +110,7 @@ class CacheStore:
         self.engines = engines
         self.storage = storage
         self.ttl_s = ttl_s
+        self._revisions: dict[tuple[str, str], tuple[str | None, float]] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -123,6 +129,9 @@ class CacheStore:
             "expires_at": now + self.ttl_s if self.ttl_s else None,
         }
         seq = conn.execute(insert(cache_entries).values(**values).returning(cache_entries.c.seq)).scalar_one()
+        # This process now serves that revision: its older entries stop answering at once (other
+        # processes see it within REVISION_TTL_S). A rolled-back entry only costs misses.
+        self._revisions[(entry.model_id, entry.revision_key)] = (entry.revision, time.monotonic())
         return int(seq)
 
     def record_hit(self, conn: Connection, hit: CacheHit, now: float) -> None:
@@ -164,7 +173,7 @@ class CacheStore:
         """Count a worker-side hit and say so in the job's log (inside the caller's transaction)."""
         self.record_hit(conn, hit, now)
         message = f"served from the cache ({hit.kind} hit of request {hit.source_job_id}"
-        message += f", similarity {hit.similarity:.3f})" if hit.kind == "semantic" else ")"
+        message += f", {hit.method}, similarity {hit.similarity:.3f})" if hit.kind == "semantic" else ")"
         conn.execute(insert(job_events).values(job_id=job_id, ts=now, level="info", source="cache", message=message))
 
     # -- reading ---------------------------------------------------------------------------
@@ -197,7 +206,7 @@ class CacheStore:
         kind = "exact" if exact_key is not None else "semantic"
         for row in rows:
             if self.usable(row._mapping):
-                return _hit(row._mapping, kind, 1.0)
+                return _hit(row._mapping, kind, 1.0, "" if kind == "exact" else "identical-input")
         return None
 
     def by_seq(self, seqs: Sequence[int], group_key: str, scope: str) -> list[dict[str, Any]]:
@@ -220,6 +229,31 @@ class CacheStore:
         with self.engines.read.connect() as conn:
             rows = conn.execute(select(cache_entries.c.seq).where(cache_entries.c.seq.in_(list(seqs))))
             return {int(r.seq) for r in rows}
+
+    def entries_after(self, after_seq: int, limit: int = 5000) -> list[tuple[int, str, str]]:
+        """(seq, model, prompt) of every entry after ``after_seq``, in order (the slot index's
+        catch-up). All models at once: a filter on the model makes SQLite walk the model's index
+        instead of the primary key, reading every entry of the model (measured at 100k entries)."""
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(
+                select(cache_entries.c.seq, cache_entries.c.model_id, cache_entries.c.prompt)
+                .where(cache_entries.c.seq > after_seq)
+                .order_by(cache_entries.c.seq)
+                .limit(limit)
+            )
+            return [(int(r.seq), str(r.model_id), str(r.prompt or "")) for r in rows]
+
+    def entries_in(self, seqs: Sequence[int]) -> list[tuple[int, str, str]]:
+        """(seq, model, prompt) of those of ``seqs`` that exist."""
+        if not seqs:
+            return []
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(
+                select(cache_entries.c.seq, cache_entries.c.model_id, cache_entries.c.prompt).where(
+                    cache_entries.c.seq.in_(list(seqs))
+                )
+            )
+            return [(int(r.seq), str(r.model_id), str(r.prompt or "")) for r in rows]
 
     def embeddings_after(self, model_id: str, after_seq: int, limit: int = 5000) -> list[tuple[int, bytes]]:
         with self.engines.read.connect() as conn:
@@ -250,14 +284,33 @@ class CacheStore:
         return fresh
 
     def latest_revision(self, model_id: str, revision_key: str) -> str | None:
+        """The revision of the newest entry of this model and revision key. No index serves the
+        plain query (it reads every entry of the model: most of a hit's lookup time at 10k
+        entries), so the newest entries are looked at first, and the answer is remembered for a
+        few seconds (a new revision only appears when a worker loads it, and the entries that worker
+        writes update it here at once)."""
+        now = time.monotonic()
+        known = self._revisions.get((model_id, revision_key))
+        if known is not None and now - known[1] < REVISION_TTL_S:
+            return known[0]
         with self.engines.read.connect() as conn:
-            value = conn.execute(
-                select(cache_entries.c.revision)
-                .where(cache_entries.c.model_id == model_id, cache_entries.c.revision_key == revision_key)
+            # The newest entries by primary key first: the model's latest one is usually among them.
+            recent = conn.execute(
+                select(cache_entries.c.model_id, cache_entries.c.revision_key, cache_entries.c.revision)
                 .order_by(cache_entries.c.seq.desc())
-                .limit(1)
-            ).scalar()
-        return str(value) if value is not None else None
+                .limit(500)
+            )
+            value = next((r.revision for r in recent if (r.model_id, r.revision_key) == (model_id, revision_key)), None)
+            if value is None:
+                value = conn.execute(
+                    select(cache_entries.c.revision)
+                    .where(cache_entries.c.model_id == model_id, cache_entries.c.revision_key == revision_key)
+                    .order_by(cache_entries.c.seq.desc())
+                    .limit(1)
+                ).scalar()
+        revision = str(value) if value is not None else None
+        self._revisions[(model_id, revision_key)] = (revision, now)
+        return revision
 
     def models(self) -> set[str]:
         """The models that have cache entries."""
@@ -322,7 +375,7 @@ class CacheStore:
             dropped += self.drop(gone)
 
 
-def _hit(entry: Any, kind: str, similarity: float) -> CacheHit:
+def _hit(entry: Any, kind: str, similarity: float, method: str = "") -> CacheHit:
     return CacheHit(
         seq=int(entry["seq"]),
         kind=kind,
@@ -331,8 +384,9 @@ def _hit(entry: Any, kind: str, similarity: float) -> CacheHit:
         compute_s=float(entry["compute_s"]),
         similarity=similarity,
         prompt=entry["prompt"],
+        method=method,
     )
 
 
-def semantic_hit(entry: dict[str, Any], similarity: float) -> CacheHit:
-    return _hit(entry, "semantic", similarity)
+def semantic_hit(entry: dict[str, Any], similarity: float, method: str) -> CacheHit:
+    return _hit(entry, "semantic", similarity, method)

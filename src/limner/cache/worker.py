@@ -2,9 +2,13 @@
 results as the jobs complete.
 
 The worker calls ``serve_from_cache`` before running a batch and ``remember`` for each job it
-completes. Exact and identical-input lookups read the store; semantic ones embed the prompt
-(sentence-transformers, torch: workers only) and search the faiss index. Every lookup stays
-inside the job's scope: its project, unless the model shares its cache (``cache.shared``).
+completes. Exact and identical-input lookups read the store. Semantic ones follow the model's
+``cache.semantic_method``: ``slots`` (the default) parses the prompt into content slots
+(limner.cache.slots), looks up entries with the same hard slots (SlotIndex, a dict), and
+embeds the normalised prompts only when soft words differ; ``cosine`` embeds the prompt and
+searches the faiss index. Embeddings (sentence-transformers, torch) run in workers only.
+Every lookup stays inside the job's scope: its project, unless the model shares its cache
+(``cache.shared``). ``approximate`` serves the adapters' partial reuse (limner.cache.approximate).
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import numpy as np
 from sqlalchemy import Connection
 
 from limner.cache import keys
+from limner.cache.approximate import ApproximateCache
+from limner.cache.latents import LatentStore
 from limner.cache.semantic import Embedder, SemanticIndex
+from limner.cache.slot_index import SlotIndex
+from limner.cache.slots import disagreement, parse, parsed_prompt
 from limner.cache.store import CacheHit, CacheStore, NewEntry, hit_result, semantic_hit
 from limner.catalog.entry import CatalogEntry
 from limner.logs import job_id
@@ -41,8 +49,12 @@ class WorkerCache:
         self.cache = CacheStore(engines, storage, ttl_s=settings.cache_ttl_s)
         self.embedder = Embedder(settings.embedding_model)
         self.semantic = SemanticIndex(settings.home / "cache-index", self.cache)
-        self.counters = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
+        self.slots = SlotIndex(settings.home / "cache-index", self.cache)
+        self.counters: dict[str, Any] = {"cache_hits_exact": 0, "cache_hits_semantic": 0, "cache_saved_s": 0.0}
+        latents = LatentStore(settings.home / "cache-latents", settings.cache_latent_budget_mb * 1024 * 1024)
+        self.approximate = ApproximateCache(latents, self.embed, counters=self.counters)
         self._embedded: tuple[str | None, Any] = (None, None)
+        self._texts: dict[str, Any] = {}  # normalised prompt -> embedding (soft-word comparisons)
 
     # -- before a batch --------------------------------------------------------------------
 
@@ -74,12 +86,61 @@ class WorkerCache:
         hit = self.cache.find(entry.id, revision, scope=scope, input_key=keys.input_key(entry, job.input))
         if hit is not None:
             return hit
+        if entry.cache.semantic_method == "slots":
+            return self._by_slots(entry, job, revision, scope)
         return self._semantic(entry, job, revision, scope)
 
-    def _semantic(self, entry: CatalogEntry, job: Job, revision: str, scope: str) -> CacheHit | None:
+    def embed(self, prompt: str) -> Any:
+        """The prompt's embedding; the last one is kept, so a miss is remembered without
+        embedding its prompt twice."""
+        known, vector = self._embedded
+        if known != prompt:
+            vector = self.embedder.encode([prompt])[0]
+            self._embedded = (prompt, vector)
+        return vector
+
+    def _by_slots(self, entry: CatalogEntry, job: Job, revision: str, scope: str) -> CacheHit | None:
         prompt = keys.prompt_of(job.input)
-        vector = self.embedder.encode([prompt])[0]
-        self._embedded = (prompt, vector)  # a miss is remembered with the same embedding
+        if not prompt:
+            return None
+        query = parse(prompt)
+        seqs = self.slots.candidates(entry.id, query.key)
+        if not seqs:
+            return None
+        candidates = self.cache.by_seq(seqs, keys.group_key(entry, job.input), scope)
+        present = self.cache.existing(seqs)
+        self.slots.forget(entry.id, [seq for seq in seqs if seq not in present])
+        agreeing = [
+            (parsed_prompt(c["prompt"]), c)
+            for c in sorted(candidates, key=lambda c: -int(c["seq"]))  # newest first
+            if c["revision_key"] == revision and disagreement(query, parsed_prompt(c["prompt"])) is None
+        ]
+        # Every slot and every soft word agrees: no embedding needed.
+        for slots, candidate in agreeing:
+            if slots.soft == query.soft and self.cache.usable(candidate):  # unusable entries are deleted
+                return semantic_hit(candidate, 1.0, "slots")
+        # Only soft words differ: the normalised prompts' cosine decides.
+        others = [(s, c) for s, c in agreeing if s.soft != query.soft]
+        if not others:
+            return None
+        similarities = self._cosines(query.text, [s.text for s, _ in others])
+        ranked = sorted(zip(similarities, others, strict=True), key=lambda m: -m[0])
+        for similarity, (_, candidate) in ranked:
+            if similarity >= entry.cache.semantic_threshold and self.cache.usable(candidate):
+                return semantic_hit(candidate, similarity, "slots")
+        return None
+
+    def _cosines(self, text: str, others: list[str]) -> list[float]:
+        """Cosine of ``text``'s embedding with each of ``others`` (normalised prompts, cached)."""
+        missing = list(dict.fromkeys(t for t in (text, *others) if t not in self._texts))
+        if missing:
+            if len(self._texts) > 10_000:
+                self._texts.clear()
+            self._texts.update(zip(missing, self.embedder.encode(missing), strict=True))
+        return [float(np.dot(self._texts[text], self._texts[other])) for other in others]
+
+    def _semantic(self, entry: CatalogEntry, job: Job, revision: str, scope: str) -> CacheHit | None:
+        vector = self.embed(keys.prompt_of(job.input))
         found = self.semantic.search(entry.id, vector, entry.cache.semantic_threshold)
         if not found:
             return None
@@ -90,7 +151,7 @@ class WorkerCache:
         hit = None
         for candidate in candidates:
             if self.cache.usable(candidate):  # an unusable entry is deleted from the store
-                hit = semantic_hit(candidate, similarity[candidate["seq"]])
+                hit = semantic_hit(candidate, similarity[candidate["seq"]], "cosine")
                 break
         # Entries the store no longer has (dropped, expired, purged) leave the index too.
         present = self.cache.existing([seq for seq, _ in found])
@@ -141,11 +202,10 @@ class WorkerCache:
             return None
         prompt = keys.prompt_of(job.input)
         embedding = None
-        if entry.cache.semantic and prompt:
-            known, vector = self._embedded
-            if known != prompt:
-                vector = self.embedder.encode([prompt])[0]
-            embedding = np.asarray(vector, dtype=np.float32).tobytes()
+        # The raw prompt's embedding serves the cosine method's faiss index; the slots method
+        # indexes the prompt text itself and embeds only when soft words differ.
+        if entry.cache.semantic and entry.cache.semantic_method == "cosine" and prompt:
+            embedding = np.asarray(self.embed(prompt), dtype=np.float32).tobytes()
         return NewEntry(
             model_id=entry.id,
             revision_key=keys.revision_key(entry),
@@ -164,5 +224,6 @@ class WorkerCache:
     def close(self) -> None:
         try:
             self.semantic.save_all()
+            self.slots.save_all()
         except Exception as exc:
             log.warning("could not save the semantic index: %s", exc)
