@@ -86,6 +86,14 @@ models:
     title: bfloat16 weights, which run on the CPU too
     defaults: {width: 64, height: 64, num_inference_steps: 2}
     runtime: {dtype: bfloat16, vae_slicing: true, memory_mb: 64}
+  - id: test/approximate-sd
+    task: text-to-image
+    family: diffusers-image
+    source: tiny://sd
+    title: Tiny SD with semantic and approximate caching
+    defaults: {width: 64, height: 64, num_inference_steps: 20, guidance_scale: 5.0}
+    runtime: {dtype: float32, max_batch_size: 4, memory_mb: 64}
+    cache: {mode: semantic, semantic: true, approximate: {enabled: true}}
 
 workflows:
   - id: test/chain

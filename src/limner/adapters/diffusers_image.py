@@ -12,6 +12,7 @@ Steps: 1. load (resolve the source, from_pretrained, place on the device)
 from __future__ import annotations
 
 import inspect
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from diffusers import (
 )
 from PIL import Image, ImageOps
 
+from limner.adapters import reuse_steps
 from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
 from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
 from limner.adapters.loading import (
@@ -36,6 +38,7 @@ from limner.adapters.loading import (
     resolve_dtype,
     resolve_source,
 )
+from limner.cache.approximate import ResumePlan
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.images import encode_image, open_image
@@ -71,6 +74,8 @@ class Row:
     seed: int
     image: Image.Image | None
     mask: Image.Image | None
+    job_id: str = ""
+    plan: ResumePlan | None = None  # start from a cached latent (approximate caching)
 
 
 class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image]):
@@ -118,7 +123,14 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
     def prepare(
         self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[ImageGenerationInput]], ctx: RunContext
     ) -> list[list[Row]]:
-        return [rows_of(item) for item in items]
+        pipe = model.handle.for_task(entry.task)
+        return [
+            rows_of(item, reuse_steps.plan_for(ctx, pipe, item.job_id, entry.task, item.input.num_outputs))
+            for item in items
+        ]
+
+    def call_key(self, row: Row) -> Hashable:
+        return reuse_steps.call_key(row.job_id, row.plan)
 
     # -- 4. call -----------------------------------------------------------------------------
 
@@ -151,6 +163,13 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         if isinstance(spec, InpaintingInput):
             kwargs["mask_image"] = [r.mask for r in rows]
 
+        keeper = reuse_steps.StepKeeper(
+            reuse_steps.reuse_of(chunk.ctx), [r.job_id for r in rows], spec.num_inference_steps, rows[0].plan
+        )
+        if keeper.plan is not None:  # steps K+1..N from the cached latent, not N from noise
+            kwargs.pop("num_inference_steps")
+            kwargs.update(keeper.arguments(pipe))
+
         # The pipeline encodes the prompt, then denoises (reporting each step), then decodes the
         # latents; the step callback marks where one phase ends and the next begins.
         def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -163,10 +182,11 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
             return tensors
 
         if "callback_on_step_end" in taken:
-            kwargs["callback_on_step_end"] = on_step
+            kwargs["callback_on_step_end"] = keeper.callback(on_step)
         chunk.ctx.stage(Stage.ENCODING_PROMPT)
         with torch.inference_mode():
             result = pipe(**{k: v for k, v in kwargs.items() if k in taken})
+        keeper.save()
         images: list[Image.Image] = list(result.images)
         return images
 
@@ -180,7 +200,8 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         results: list[Image.Image],
         ctx: RunContext,
     ) -> JobOutput:
-        return JobOutput(files={"images": [encode_image(image, item.input.output_format) for image in results]})
+        files = {"images": [encode_image(image, item.input.output_format) for image in results]}
+        return JobOutput(files=files, extra=reuse_steps.cache_record(ctx, item.job_id))
 
 
 def make_adapter() -> DiffusersImageAdapter:
@@ -204,7 +225,7 @@ def accepted(pipe: Any) -> set[str]:
     return set(inspect.signature(pipe.__call__).parameters)
 
 
-def rows_of(item: WorkItem[ImageGenerationInput]) -> list[Row]:
+def rows_of(item: WorkItem[ImageGenerationInput], plan: ResumePlan | None = None) -> list[Row]:
     """One row per output image (seeds seed, seed+1, ...), with the input image and mask at
     the output size for image-to-image and inpainting."""
     spec = item.input
@@ -222,4 +243,7 @@ def rows_of(item: WorkItem[ImageGenerationInput]) -> list[Row]:
     if mask is not None and isinstance(spec, InpaintingInput) and spec.invert_mask:
         mask = ImageOps.invert(mask)
     seed = spec.chosen_seed()
-    return [Row(spec.prompt, spec.negative_prompt, seed + k, image, mask) for k in range(spec.num_outputs)]
+    return [
+        Row(spec.prompt, spec.negative_prompt, seed + k, image, mask, item.job_id, plan)
+        for k in range(spec.num_outputs)
+    ]

@@ -42,6 +42,9 @@ class BatchContext:
         self.worker_id = worker_id
         self.job_ids = list(job_ids)
         self.min_interval_s = min_interval_s
+        # Approximate caching's handle for this batch (limner.cache.approximate.BatchReuse), set by
+        # the worker for models that opt in; adapters that can resume a job read it.
+        self.reuse: object | None = None
         self.canceled: set[str] = set()
         self.lost: set[str] = set()
         self._lock = threading.Lock()

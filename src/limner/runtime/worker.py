@@ -191,6 +191,8 @@ class Worker:
         if not jobs:
             return
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
+        if entry.cache.approximate.enabled:  # near-miss jobs start from cached latents (diffusers families)
+            ctx.reuse = self.cache.approximate.for_batch(entry, jobs)
         self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
         self._current = ctx
         times: dict[str, float] = {"start": time.time()}
