@@ -35,6 +35,9 @@ class Stage(StrEnum):
     ENCODING_MEDIA = "encoding media"
     UPLOADING = "uploading"
     RUNNING_STEPS = "running steps"  # a workflow: its steps' jobs are going
+    MAKING_CLASS_IMAGES = "making class images"  # LoRA training with prior preservation
+    TRAINING = "training"  # LoRA training: step, total, loss
+    CHECKPOINTING = "checkpointing"  # LoRA training: a checkpoint's weights, state and validation images
     COMPLETED = "completed"
     CANCELED = "canceled"
 
@@ -47,10 +50,16 @@ STAGES: Final[tuple[Stage, ...]] = tuple(Stage)
 KEYS: Final[tuple[str, ...]] = ("stage", "step", "total", "percent", "eta_s")
 
 
-def make(stage: str, step: int = 0, total: int = 0, eta_s: float | None = None) -> dict[str, Any]:
-    """A progress object with every key of the contract (``stage`` a plain string, as stored)."""
+def make(
+    stage: str, step: int = 0, total: int = 0, eta_s: float | None = None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A progress object with every key of the contract (``stage`` a plain string, as stored),
+    plus a stage's own figures (``extra``: a training job's ``loss``)."""
     percent = round(100.0 * step / total, 1) if total else 0.0
-    return {"stage": str(stage), "step": step, "total": total, "percent": percent, "eta_s": eta_s}
+    out: dict[str, Any] = {"stage": str(stage), "step": step, "total": total, "percent": percent, "eta_s": eta_s}
+    if extra:
+        out.update({k: v for k, v in extra.items() if k not in out})
+    return out
 
 
 def normalize(progress: dict[str, Any] | None, fallback_stage: str) -> dict[str, Any]:

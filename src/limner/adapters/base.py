@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -81,7 +81,9 @@ class WorkItem(Generic[InputT_co]):
 
     job_id: str
     input: InputT_co
-    files: dict[str, bytes] = field(default_factory=dict)
+    # Read on first use (the worker's are read from storage when asked for: a LoRA already
+    # loaded is never read again).
+    files: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def work_item(
@@ -96,7 +98,7 @@ def work_item(
             f"job {job_id}: its stored input does not fit the {task} schema: {first['msg']}",
             loc=("body", *(str(part) for part in first["loc"])),
         ) from None
-    return WorkItem(job_id=job_id, input=spec, files=dict(files or {}))
+    return WorkItem(job_id=job_id, input=spec, files=files if files is not None else {})
 
 
 @dataclass
@@ -127,6 +129,38 @@ class RunContext(Protocol):
 
     def should_stop(self) -> bool:
         """True when no job of the batch still wants its output: stop at the next step."""
+
+
+class CheckpointSink(Protocol):
+    """Where a training job keeps its checkpoints (the worker's: media storage + the store)."""
+
+    def save(
+        self,
+        job_id: str,
+        step: int,
+        lora: bytes,
+        state: bytes,
+        images: list[MediaFile],
+        loss: float | None,
+        heldout_loss: float | None,
+    ) -> dict[str, Any]:
+        """Store a checkpoint (fenced by the job's lease); its entry for the result."""
+
+    def latest_state(self, job_id: str) -> tuple[int, bytes] | None:
+        """The step and resume-state bytes of the job's latest checkpoint, if it has one."""
+
+    def entries(self, job_id: str) -> list[dict[str, Any]]:
+        """The result entries of the job's checkpoints so far (a resumed run keeps them)."""
+
+
+@runtime_checkable
+class TrainingContext(RunContext, Protocol):
+    """A RunContext a long training job can checkpoint through and report its loss to."""
+
+    checkpoints: CheckpointSink | None
+
+    def figures(self, values: dict[str, Any]) -> None:
+        """Figures of the current stage shown in its progress (``loss``)."""
 
 
 class Adapter(Protocol):

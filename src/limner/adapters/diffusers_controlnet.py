@@ -27,6 +27,7 @@ from limner.adapters.base import Chunk, FamilyAdapter, JobOutput, LoadedModel, L
 from limner.adapters.control_maps import ControlMaps
 from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
 from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
+from limner.adapters.lora_slots import LoraSlots, applied
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.images import encode_image, open_image
@@ -40,6 +41,7 @@ DEFAULT_CONTROL_SCALE = 1.0
 class ControlledPipeline:
     pipe: Any
     maps: ControlMaps
+    loras: LoraSlots | None = None
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,15 @@ class DiffusersControlNetAdapter(FamilyAdapter[TextToImageInput, Row, Drawn]):
             revision += "+ip-adapter-" + attach_ip_adapter(pipe, entry, env)
         place(pipe, entry, env.device)
         pipe.set_progress_bar_config(disable=True)
-        handle = ControlledPipeline(pipe, ControlMaps(entry, env.models_dir))
-        return LoadedModel(handle=handle, revision=revision, size_bytes=pipeline_bytes(pipe), device=env.device)
+        size = pipeline_bytes(pipe)
+        slots = LoraSlots(pipe, size, entry.runtime.max_loaded_loras, entry.runtime.lora_hotswap_rank)
+        handle = ControlledPipeline(pipe, ControlMaps(entry, env.models_dir), slots)
+        return LoadedModel(handle=handle, revision=revision, size_bytes=size, device=env.device)
+
+    def shed_lora(self, model: LoadedModel) -> bool:
+        """Unload one idle LoRA (the residency asks, to stay under its memory budget)."""
+        handle: ControlledPipeline | None = model.handle
+        return bool(handle is not None and handle.loras is not None and handle.loras.shed(model))
 
     def unload(self, model: LoadedModel) -> None:
         handle: ControlledPipeline = model.handle
@@ -125,6 +134,8 @@ class DiffusersControlNetAdapter(FamilyAdapter[TextToImageInput, Row, Drawn]):
     def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextToImageInput, Row]) -> list[Drawn]:
         """One forward pass over the chunk's rows, reporting every step."""
         pipe = model.handle.pipe
+        if model.handle.loras is not None:  # the batch's LoRAs (all its jobs name the same ones)
+            model.handle.loras.apply(chunk.input.loras, chunk.items[0].files, model)
         taken = accepted(pipe)
         spec, rows = chunk.input, chunk.rows
         control = rows[0].control
@@ -170,7 +181,9 @@ class DiffusersControlNetAdapter(FamilyAdapter[TextToImageInput, Row, Drawn]):
         ctx: RunContext,
     ) -> JobOutput:
         images = [encode_image(drawn.image, item.input.output_format) for drawn in results]
-        return JobOutput(files={"images": images, "control_maps": [encode_image(results[0].control, "png")]})
+        extra = {"loras": [applied(w) for w in item.input.loras]} if item.input.loras else {}
+        files = {"images": images, "control_maps": [encode_image(results[0].control, "png")]}
+        return JobOutput(files=files, extra=extra)
 
 
 def make_adapter() -> DiffusersControlNetAdapter:

@@ -38,6 +38,7 @@ from limner.adapters.loading import (
     resolve_dtype,
     resolve_source,
 )
+from limner.adapters.lora_slots import LoraSlots, applied
 from limner.cache.approximate import ResumePlan
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
@@ -56,6 +57,7 @@ TASK_PIPELINES: dict[str, Any] = {
 class Pipelines:
     base: Any
     by_task: dict[str, Any] = field(default_factory=dict)
+    loras: LoraSlots | None = None  # the LoRAs loaded onto base (its components serve every task)
 
     def for_task(self, task: str) -> Any:
         if task not in self.by_task:
@@ -100,9 +102,16 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
             revision += "+ip-adapter-" + attach_ip_adapter(pipe, entry, env)
         place(pipe, entry, env.device)
         pipe.set_progress_bar_config(disable=True)
+        size = pipeline_bytes(pipe)
+        slots = LoraSlots(pipe, size, entry.runtime.max_loaded_loras, entry.runtime.lora_hotswap_rank)
         return LoadedModel(
-            handle=Pipelines(base=pipe), revision=revision, size_bytes=pipeline_bytes(pipe), device=env.device
+            handle=Pipelines(base=pipe, loras=slots), revision=revision, size_bytes=size, device=env.device
         )
+
+    def shed_lora(self, model: LoadedModel) -> bool:
+        """Unload one idle LoRA (the residency asks, to stay under its memory budget)."""
+        pipes: Pipelines | None = model.handle
+        return bool(pipes is not None and pipes.loras is not None and pipes.loras.shed(model))
 
     def unload(self, model: LoadedModel) -> None:
         pipes: Pipelines = model.handle
@@ -142,6 +151,8 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         pipe = model.handle.for_task(entry.task)
         taken = accepted(pipe)
         spec, rows = chunk.input, chunk.rows
+        if model.handle.loras is not None:  # the batch's LoRAs (all its jobs name the same ones)
+            model.handle.loras.apply(spec.loras, chunk.items[0].files, model)
         kwargs: dict[str, Any] = {
             "prompt": [r.prompt for r in rows],
             "num_inference_steps": spec.num_inference_steps,
@@ -200,8 +211,11 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         results: list[Image.Image],
         ctx: RunContext,
     ) -> JobOutput:
+        extra = reuse_steps.cache_record(ctx, item.job_id)
+        if item.input.loras:
+            extra = {**extra, "loras": [applied(w) for w in item.input.loras]}
         files = {"images": [encode_image(image, item.input.output_format) for image in results]}
-        return JobOutput(files=files, extra=reuse_steps.cache_record(ctx, item.job_id))
+        return JobOutput(files=files, extra=extra)
 
 
 def make_adapter() -> DiffusersImageAdapter:

@@ -49,6 +49,7 @@ class StepKeeper:
     plan: ResumePlan | None = None
     sink: dict[int, np.ndarray[Any, Any]] = field(default_factory=dict)
     wanted: dict[str, list[int]] = field(default_factory=dict)
+    ran: int = 0  # denoising steps this call actually ran (counted by its step callback)
 
     @property
     def skip(self) -> int:
@@ -64,12 +65,20 @@ class StepKeeper:
         if self.reuse is not None:
             self.wanted = {j: self.reuse.capture_steps(j, self.total_steps) for j in dict.fromkeys(self.job_ids)}
         relative = sorted({k - self.skip for steps in self.wanted.values() for k in steps})
-        return capture(relative, self.sink, then) if relative else then
+        inner = capture(relative, self.sink, then) if relative else then
+
+        def counted(p: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            self.ran += 1
+            return inner(p, step, timestep, tensors)
+
+        return counted
 
     def save(self) -> None:
         """Keep each row's latents (by its job) for later requests."""
         if self.reuse is None:
             return
+        if self.plan is not None:
+            self.reuse.ran_steps[self.job_ids[0]] = self.ran
         for index, job_id in enumerate(self.job_ids):
             latents = {
                 k: self.sink[k - self.skip][index : index + 1]

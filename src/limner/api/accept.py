@@ -15,8 +15,7 @@ from limner.cache.modes import HEADER as CACHE_HEADER
 from limner.cache.modes import requested_mode
 from limner.catalog.inputs import finalize_input, parse_input
 from limner.errors import InvalidInput
-from limner.intake.build import JobOptions, new_job
-from limner.intake.files import store_file_inputs
+from limner.intake.build import JobOptions, new_job, store_inputs
 from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
 from limner.store.records import Submitted
@@ -110,10 +109,9 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     entry = target
     options = _options(ctx, caller, priority, key, extra, requested_mode(entry, request.headers.get(CACHE_HEADER)))
     parsed = parse_input(entry, body)
-    if parsed.file_fields:
-        parsed = await run_in_threadpool(
-            store_file_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, policy=_policy(ctx)
-        )
+    parsed = await run_in_threadpool(
+        store_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, _policy(ctx), ctx.loras
+    )
     job = new_job(entry, finalize_input(entry, parsed), body, options)
     seeded = body.get("seed") is not None
     lookup = job.cache_mode == "semantic" or (seeded and job.cache_mode == "exact")

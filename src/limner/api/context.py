@@ -30,6 +30,7 @@ from limner.store.deliveries import Deliveries
 from limner.store.engine import Engines, make_engines, upgrade
 from limner.store.jobs import JobStore
 from limner.store.keys import KeyStore
+from limner.store.loras import LoraStore
 from limner.store.queue import WorkQueue
 from limner.store.secrets import FILE_URL_KEY, get_or_create
 from limner.store.usage import UsageStore
@@ -66,6 +67,7 @@ class ApiContext:
     workflows: WorkflowCoordinator
     batches: BatchStore
     batch_runner: BatchCoordinator
+    loras: LoraStore
 
     def base_url(self, request: Request) -> str:
         """Absolute URLs in responses use the configured public URL, else the request's own."""
@@ -133,6 +135,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
             FetchPolicy.create(settings.fetch_allow_hosts, settings.fetch_timeout_s),
             max_job_attempts=settings.max_attempts,
         ),
+        loras=LoraStore(engines),
     )
 
 

@@ -14,12 +14,14 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from limner.api.context import ApiContext
-from limner.api.views import status_body
+from limner.api.views import render_refs, status_body
+from limner.runtime.checkpoints import checkpoint_entry
 from limner.store.records import Job
 from limner.store.states import QUEUED
 from limner.tasks import WORKFLOW_TASK
 from limner.workflows.coordinator import step_summaries
 
+TRAINING_TASK = "lora-training"
 QUEUED_RECHECK_S = 1.0
 RUNNING_RECHECK_S = 15.0
 
@@ -30,6 +32,9 @@ async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -
     body = status_body(job, base, position=position, logs=logs)
     if job.task == WORKFLOW_TASK:
         body["steps"] = step_summaries(await run_in_threadpool(ctx.jobs.children, job.id))
+    if job.task == TRAINING_TASK:  # each checkpoint appears as soon as it is made
+        made = await run_in_threadpool(ctx.loras.checkpoints, job.id)
+        body["checkpoints"] = render_refs([checkpoint_entry(c) for c in made], ctx.storage, base)
     return body
 
 

@@ -47,6 +47,7 @@ from limner.store.batches import (
 from limner.store.cancel import cancel_jobs
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore
+from limner.store.loras import LoraStore
 from limner.store.notify import notify
 from limner.store.records import NewJob
 from limner.store.schema import batch_rows, batches, jobs
@@ -236,7 +237,7 @@ class BatchCoordinator:
         try:
             if isinstance(target, WorkflowEntry):
                 return workflow_job(target, body, options, self.catalog, self.storage, self.base, self.policy)
-            return build_job(target, body, options, self.storage, self.base, self.policy)
+            return build_job(target, body, options, self.storage, self.base, self.policy, LoraStore(self.engines))
         except LimnerError as exc:
             return exc
 

@@ -204,6 +204,7 @@ class BatchReuse:
         self.entry = entry
         self.jobs = jobs
         self.plans: dict[str, ResumePlan] = {}
+        self.ran_steps: dict[str, int] = {}  # a resumed job's steps as its call counted them
 
     def plan(self, job_id: str) -> ResumePlan | None:
         job = self.jobs.get(job_id)
@@ -250,6 +251,8 @@ class BatchReuse:
             "matched_prompt": plan.matched_prompt,
             "source_request_id": plan.source_request_id,
         }
+        if job_id in self.ran_steps:
+            record["ran_steps"] = self.ran_steps[job_id]
         if audit:
             record["audit"] = audit
         return record

@@ -38,6 +38,24 @@ class IPAdapterOptions(BaseModel):
     )
 
 
+class TrainingOptions(BaseModel):
+    """The memory levers of a LoRA trainer (family lora-trainer)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute activations in the backward pass: less memory, ~30% slower steps."
+    )
+    cache_latents: bool = Field(
+        default=True, description="Encode every training image once with the VAE, then free the encoder's work."
+    )
+    optimizer: Literal["adamw", "adamw8bit"] = Field(
+        default="adamw", description="adamw8bit: 8-bit AdamW states through bitsandbytes (CUDA only)."
+    )
+    validation_steps: int = Field(default=20, ge=1, le=200, description="Denoising steps of validation images.")
+    validation_guidance: float = Field(default=5.0, ge=0, description="Guidance scale of validation images.")
+
+
 class RuntimeOptions(BaseModel):
     """How a worker loads and runs the model: its memory levers, batching and retries."""
 
@@ -79,6 +97,17 @@ class RuntimeOptions(BaseModel):
         "canny needs none.",
     )
     ip_adapter: IPAdapterOptions | None = Field(default=None, description="Load an IP-Adapter for reference images.")
+    training: TrainingOptions | None = Field(default=None, description="A LoRA trainer's memory levers.")
+    max_loaded_loras: int = Field(
+        default=8, ge=1, le=256, description="LoRAs kept loaded on this model (least recently used first out)."
+    )
+    lora_hotswap_rank: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Swap LoRAs in place (diffusers' hotswap) with this fixed maximum rank, as a compiled "
+        "pipeline needs; off: LoRAs are loaded and deleted by name.",
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -190,7 +219,15 @@ class CatalogEntry(BaseModel):
             "variant": self.variant,
             "components": self.components,
             "runtime": self.runtime.model_dump(
-                exclude={"max_batch_size", "batch_wait_ms", "max_attempts", "timeout_s", "usd_per_gpu_hour", "num_gpus"}
+                exclude={
+                    "max_batch_size",
+                    "batch_wait_ms",
+                    "max_attempts",
+                    "timeout_s",
+                    "usd_per_gpu_hour",
+                    "num_gpus",
+                    "max_loaded_loras",
+                }
             ),
         }
         return json.dumps(parts, sort_keys=True)
@@ -204,6 +241,11 @@ class CatalogEntry(BaseModel):
         levers += ["VAE tiling"] if runtime.vae_tiling else []
         levers += ["VAE slicing"] if runtime.vae_slicing else []
         levers += ["4-bit NF4 weights (bitsandbytes)"] if runtime.quantization == "nf4" else []
+        training = runtime.training
+        if training is not None:
+            levers += ["gradient checkpointing"] if training.gradient_checkpointing else []
+            levers += ["cached latents"] if training.cache_latents else []
+            levers += ["8-bit AdamW (bitsandbytes)"] if training.optimizer == "adamw8bit" else []
         return levers
 
     def input_schema(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from limner.tasks.image import CONTROL_FIELDS, IP_ADAPTER_FIELDS
+from limner.tasks.image import CONTROL_FIELDS, IP_ADAPTER_FIELDS, LORA_FIELDS
 from limner.tasks.segment import PROMPT_FIELDS
 
 # Stable Video Diffusion's conditioning knobs, which no other video family has.
@@ -84,7 +84,20 @@ FAMILIES: Final = MappingProxyType(
                 requires=TRANSFORMERS,
                 needs_remote_code=True,
             ),
-            Family("faults", "limner.adapters.faults", frozenset({"text-to-image"}), requires=()),
+            Family(
+                "faults",
+                "limner.adapters.faults",
+                frozenset({"text-to-image"}),
+                unsupported_fields=LORA_FIELDS,
+                requires=(),
+            ),
+            # LoRA (DreamBooth) training of SD 1.5, SDXL and FLUX.1 bases, on diffusers + peft.
+            Family(
+                "lora-trainer",
+                "limner.adapters.lora_trainer",
+                frozenset({"lora-training"}),
+                requires=(*DIFFUSERS, "peft", "safetensors"),
+            ),
             Family(
                 "grabcut",
                 "limner.adapters.grabcut",

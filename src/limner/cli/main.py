@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from limner.cli import admin, batch_cmds, client_cmds, ops_cmds, server
+from limner.cli import admin, batch_cmds, client_cmds, ops_cmds, server, train_cmds
 
 app = typer.Typer(
     name="limner",
@@ -15,9 +15,11 @@ app = typer.Typer(
 app.command()(server.serve)
 app.command()(server.worker)
 app.command()(client_cmds.run)
+app.command()(train_cmds.train)
 app.add_typer(client_cmds.models_app, name="models")
 app.add_typer(client_cmds.jobs_app, name="jobs")
 app.add_typer(batch_cmds.batch_app, name="batch")
+app.add_typer(train_cmds.loras_app, name="loras")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.webhooks_app, name="webhooks")
 app.add_typer(ops_cmds.cache_app, name="cache")

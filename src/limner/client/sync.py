@@ -40,6 +40,7 @@ from limner.client.protocol import (
     submit_request,
     tls_verify,
 )
+from limner.client.training import training_archive
 
 OnUpdate = Callable[[Status], None]
 
@@ -316,6 +317,31 @@ class Client:
         http = self._http if same_origin(url, self.base_url) else self._plain
         response = self._send(http, "GET", url, follow_redirects=True)
         return response.content
+
+    # -- LoRA training and LoRAs ------------------------------------------------------------
+
+    def train(self, model: str, images: Any, **fields: Any) -> RequestHandle:
+        """Queue a LoRA training job: ``images`` is a folder (with ``name.txt`` captions), a zip
+        file, a list of image files, or a URL; the other fields are the task's (trigger_word,
+        steps, rank, …). A folder or files are zipped and uploaded first."""
+        archive = training_archive(images)
+        if archive is not None:
+            images = self.upload_file(archive, filename="images.zip", content_type="application/zip").url
+        return self.submit(model, {"images": images, **fields})
+
+    def loras(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/v1/loras", params={"limit": limit})["loras"]
+        return found
+
+    def lora(self, lora_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/loras/{lora_id}")
+
+    def delete_lora(self, lora_id: str) -> dict[str, Any]:
+        return self._json("DELETE", f"/v1/loras/{lora_id}")
+
+    def promote_lora(self, lora_id: str, step: int) -> dict[str, Any]:
+        """Make checkpoint ``step`` of the LoRA's training be the LoRA (its revision goes up)."""
+        return self._json("POST", f"/v1/loras/{lora_id}/promote", json={"step": step})
 
     # -- catalog and jobs ------------------------------------------------------------------
 

@@ -13,10 +13,14 @@ from limner.cache.modes import effective_mode
 from limner.catalog.entry import CatalogEntry
 from limner.catalog.inputs import batch_key, body_hash, finalize_input, parse_input
 from limner.intake.files import store_file_inputs
+from limner.intake.loras import resolve_loras
+from limner.intake.training import store_training_images
 from limner.net.fetch import FetchPolicy
 from limner.storage import Storage
+from limner.store.loras import LoraStore
 from limner.store.records import NewJob
 from limner.tasks import TaskInput
+from limner.tasks.training import LoraTrainingInput
 from limner.tenancy import Caller
 
 
@@ -41,13 +45,40 @@ class JobOptions:
     batch_id: str | None = None
 
 
+def store_inputs(
+    parsed: TaskInput,
+    entry: CatalogEntry,
+    storage: Storage,
+    base: str,
+    caller: Caller,
+    policy: FetchPolicy | None,
+    loras: LoraStore | None,
+) -> TaskInput:
+    """Every file a parsed input names, checked and stored (and replaced by its reference):
+    file fields, a training job's images, an image request's LoRAs."""
+    if parsed.file_fields:
+        parsed = store_file_inputs(parsed, entry, storage, base, caller, policy=policy)
+    if isinstance(parsed, LoraTrainingInput):
+        parsed = store_training_images(parsed, entry.limits, storage, base, caller, policy)
+    weights = getattr(parsed, "loras", None)
+    if weights:
+        resolved = resolve_loras(weights, entry.limits, storage, base, caller, policy, loras)
+        parsed = parsed.model_copy(update={"loras": resolved})
+    return parsed
+
+
 def prepared_input(
-    entry: CatalogEntry, body: Any, storage: Storage, base: str, caller: Caller, policy: FetchPolicy | None
+    entry: CatalogEntry,
+    body: Any,
+    storage: Storage,
+    base: str,
+    caller: Caller,
+    policy: FetchPolicy | None,
+    loras: LoraStore | None = None,
 ) -> TaskInput:
     """The body validated, its files stored, its limits checked and its seed chosen."""
     parsed = parse_input(entry, body)
-    if parsed.file_fields:
-        parsed = store_file_inputs(parsed, entry, storage, base, caller, policy=policy)
+    parsed = store_inputs(parsed, entry, storage, base, caller, policy, loras)
     return finalize_input(entry, parsed)
 
 
@@ -86,7 +117,8 @@ def build_job(
     storage: Storage,
     base: str,
     policy: FetchPolicy | None = None,
+    loras: LoraStore | None = None,
 ) -> NewJob:
     """Raises InvalidInput (naming the field and the limit) when the body does not fit."""
-    parsed = prepared_input(entry, body, storage, base, options.caller, policy)
+    parsed = prepared_input(entry, body, storage, base, options.caller, policy, loras)
     return new_job(entry, parsed, body, options)

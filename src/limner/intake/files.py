@@ -21,6 +21,7 @@ from urllib.parse import ParseResult, urlparse
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, LimitExceeded
+from limner.media.archives import read_zip_images
 from limner.media.audio import check_audio
 from limner.media.images import check_image, decode_data_uri
 from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
@@ -60,11 +61,32 @@ def check_audio_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
     return CheckedFile(checked.data, checked.extension, checked.content_type)
 
 
+def check_archive_input(data: bytes, name: str, limits: Limits) -> CheckedFile:
+    """A zip of images: entries, uncompressed size, zip bombs and each image's header, before
+    the zip is stored (limner.media.archives)."""
+    if len(data) > limits.max_archive_bytes:
+        raise LimitExceeded(
+            f"{name} is {len(data)} bytes, over this model's limit of {limits.max_archive_bytes} "
+            "(limits.max_archive_bytes)",
+            loc=("body", name),
+        )
+    read_zip_images(
+        data,
+        name,
+        max_images=limits.max_images,
+        max_archive_bytes=limits.max_archive_bytes,
+        max_image_bytes=limits.max_input_bytes,
+        max_pixels=limits.max_input_pixels,
+    )
+    return CheckedFile(data, "zip", "application/zip")
+
+
 # The check of each file kind a task schema names in ``file_fields``.
 CHECKS: dict[str, Callable[[bytes, str, Limits], CheckedFile]] = {
     "image": check_image_input,
     "mask": check_image_input,
     "audio": check_audio_input,
+    "archive": check_archive_input,
 }
 
 

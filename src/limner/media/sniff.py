@@ -11,16 +11,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from limner.errors import InvalidInput, LimitExceeded
+from limner.media.archives import is_zip, read_zip_images
 from limner.media.images import probe_image
 from limner.media.types import AUDIO_TYPES
 from limner.media.types import IMAGE_TYPES as CONTENT_TYPES
 
-ACCEPTED = "an image (PNG, JPEG, WebP) or audio (WAV, FLAC, MP3, Ogg)"
+ACCEPTED = "an image (PNG, JPEG, WebP), audio (WAV, FLAC, MP3, Ogg) or a zip of training images"
+# A zip uploaded on its own is checked against these (a training job checks it again against
+# its model's limits): entries, uncompressed size, zip bombs, and every image's header.
+UPLOAD_ZIP_IMAGES = 500
+UPLOAD_ZIP_BYTES = 1024 * 1024 * 1024
+UPLOAD_IMAGE_BYTES = 50 * 1024 * 1024
+UPLOAD_IMAGE_PIXELS = 8192 * 8192
 
 
 @dataclass(frozen=True)
 class Sniffed:
-    kind: str  # "image" or "audio"
+    kind: str  # "image", "audio" or "archive"
     extension: str
     content_type: str
     properties: dict[str, Any] = field(default_factory=dict)
@@ -44,6 +51,17 @@ def audio_extension(data: bytes) -> str | None:
 
 def sniff(data: bytes, field_name: str) -> Sniffed:
     """The kind, extension and content type of ``data``; InvalidInput if it is neither kind."""
+    if is_zip(data):
+        images = read_zip_images(
+            data,
+            field_name,
+            max_images=UPLOAD_ZIP_IMAGES,
+            max_archive_bytes=UPLOAD_ZIP_BYTES,
+            max_image_bytes=UPLOAD_IMAGE_BYTES,
+            max_pixels=UPLOAD_IMAGE_PIXELS,
+        )
+        captions = sum(1 for i in images if i.caption)
+        return Sniffed("archive", "zip", "application/zip", {"images": len(images), "captions": captions})
     audio = audio_extension(data)
     if audio is not None:
         return Sniffed("audio", audio, AUDIO_TYPES[audio])

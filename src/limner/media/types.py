@@ -10,7 +10,18 @@ IMAGE_TYPES: Final = {"png": "image/png", "webp": "image/webp", "jpeg": "image/j
 AUDIO_TYPES: Final = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg", "ogg": "audio/ogg"}
 VIDEO_TYPES: Final = {"mp4": "video/mp4"}
 MESH_TYPES: Final = {"glb": "model/gltf-binary", "ply": "model/ply"}
-CONTENT_TYPES: Final = {**IMAGE_TYPES, **AUDIO_TYPES, **VIDEO_TYPES, **MESH_TYPES, "jpg": "image/jpeg"}
+ARCHIVE_TYPES: Final = {"zip": "application/zip"}
+# LoRA weights (training results and the files LoRA requests name).
+WEIGHT_TYPES: Final = {"safetensors": "application/vnd.safetensors"}
+CONTENT_TYPES: Final = {
+    **IMAGE_TYPES,
+    **AUDIO_TYPES,
+    **VIDEO_TYPES,
+    **MESH_TYPES,
+    **ARCHIVE_TYPES,
+    **WEIGHT_TYPES,
+    "jpg": "image/jpeg",
+}
 
 
 def content_type_for(name: str) -> str:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from limner import progress
+from limner.adapters.base import CheckpointSink
 from limner.progress import Stage
 from limner.store.queue import WorkQueue
 
@@ -53,6 +54,9 @@ class BatchContext:
         self._last_write = time.monotonic()  # the claim just wrote this batch's first state
         self._step = 0
         self._total = 0
+        self._figures: dict[str, Any] = {}
+        # A training batch's checkpoints (set by the worker for lora-training jobs).
+        self.checkpoints: CheckpointSink | None = None
         self.idle_write_s = idle_write_s
         self.writes = 0
         self._dirty = False
@@ -73,6 +77,7 @@ class BatchContext:
         with self._lock:
             self._stage, self._step, self._total = name, 0, 0
             self._first_step = None
+            self._figures = {}
             self._dirty = True
         if now:
             self._write()
@@ -86,6 +91,12 @@ class BatchContext:
                 self._first_step = (time.monotonic(), step)
             self._dirty = True
         self._write_if_due()
+
+    def figures(self, values: dict[str, Any]) -> None:
+        """The current stage's own figures (a training job's loss), shown in its progress."""
+        with self._lock:
+            self._figures = dict(values)
+            self._dirty = True
 
     def log(self, message: str, level: str = "info") -> None:
         for job_id in self.live():
@@ -121,11 +132,12 @@ class BatchContext:
         step, so work before it (a pipeline encoding its prompt) does not skew the rate."""
         with self._lock:
             stage, step, total, first = self._stage, self._step, self._total, self._first_step
+            figures = dict(self._figures)
         eta: float | None = None
         if total and first is not None and step > first[1]:
             rate = (time.monotonic() - first[0]) / (step - first[1])
             eta = round(rate * (total - step), 2)
-        return progress.make(stage, step, total, eta)
+        return progress.make(stage, step, total, eta, figures)
 
     def _write_if_due(self) -> None:
         if time.monotonic() - self._last_write >= self.min_interval_s:

@@ -1,4 +1,9 @@
-"""Which models stay loaded: least recently used first out, under a memory budget."""
+"""Which models stay loaded: least recently used first out, under a memory budget.
+
+LoRAs loaded onto a resident model count as part of that model's size (its adapter keeps
+``LoadedModel.size_bytes`` up to date). After a batch, ``fit`` sheds idle LoRAs (each
+adapter's least recently used first) before it evicts whole models.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ class Residency:
         self._state = threading.Lock()
         self.loads = 0
         self.evictions = 0
+        self.lora_evictions = 0
 
     def get(self, entry: CatalogEntry, report: LoadReporter = log_only) -> LoadedModel:
         """The entry's loaded model, loaded now if it is not resident (``report`` hears how
@@ -58,6 +64,25 @@ class Residency:
             adapter.unload(loaded)
             self.evictions += 1
         gc.collect()
+
+    def fit(self, active: CatalogEntry) -> None:
+        """Back under the budget after a batch that loaded LoRAs: first idle LoRAs (least
+        recently used models first), then whole models other than ``active``'s."""
+        with self._load_lock, self._state:
+            while self.used_bytes > self.budget_bytes and self._shed_lora():
+                self.lora_evictions += 1
+            if self.used_bytes > self.budget_bytes:
+                keep = 1 if active.residency_key in self._models else 0
+                if keep:
+                    self._models.move_to_end(active.residency_key)
+                self._evict_for(0, keep=keep)
+
+    def _shed_lora(self) -> bool:
+        for _adapter, loaded in self._models.values():
+            shed = getattr(_adapter, "shed_lora", None)
+            if shed is not None and shed(loaded):
+                return True
+        return False
 
     def discard(self, key: str) -> None:
         """Unload one model now, by residency key (a Ray replica follows its multiplexing LRU)."""

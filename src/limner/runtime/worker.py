@@ -13,10 +13,11 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from limner.adapters import load_adapter
@@ -28,21 +29,24 @@ from limner.media.images import MediaFile
 from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
 from limner.runtime.accounting import count_outputs, job_usage
+from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
-from limner.storage import storage_for
+from limner.storage import Storage, storage_for
 from limner.storage.base import key_of, ref, result_key
 from limner.store.engine import make_engines, upgrade
+from limner.store.loras import LoraStore
 from limner.store.queue import WorkQueue
 from limner.store.records import Job
 from limner.store.workers import WorkerRegistry
 from limner.tasks import TASKS
 
 log = logging.getLogger("limner.worker")
+TRAINING_TASK = "lora-training"
 # Exit status of a worker process that gave up on a hung model (its supervisor restarts it).
 EXIT_HUNG = 70
 
@@ -70,6 +74,7 @@ class Worker:
         upgrade(self.engines)
         self.queue = WorkQueue(self.engines, lease_s=settings.lease_s)
         self.registry = WorkerRegistry(self.engines)
+        self.loras = LoraStore(self.engines)
         self.storage = storage_for(settings)
         self.device = resolve_device(settings.device)
         if settings.threads:
@@ -193,6 +198,8 @@ class Worker:
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
         if entry.cache.approximate.enabled:  # near-miss jobs start from cached latents (diffusers families)
             ctx.reuse = self.cache.approximate.for_batch(entry, jobs)
+        if entry.task == TRAINING_TASK:
+            ctx.checkpoints = JobCheckpoints(self.storage, self.loras, self.id, {j.id: j.project for j in jobs})
         self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
         self._current = ctx
         times: dict[str, float] = {"start": time.time()}
@@ -204,6 +211,7 @@ class Worker:
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
             times["ran"] = time.time()
+            self.residency.fit(entry)  # LoRAs loaded by the batch count against the budget
             if len(outputs) != len(jobs):
                 raise ModelError(f"adapter returned {len(outputs)} outputs for {len(jobs)} jobs")
             times["outputs"] = sum(count_outputs(o) for o in outputs)
@@ -265,14 +273,9 @@ class Worker:
             except Exception:  # _finish_batch handles its own errors; this is a last resort
                 log.exception("finishing a batch failed")
 
-    def _read_files(self, job: Job) -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
-        for name in TASKS[job.task].input_model.file_fields:
-            value = job.input.get(name)
-            key = key_of(value) if isinstance(value, str) else None
-            if key:
-                files[name] = self.storage.get(key)
-        return files
+    def _read_files(self, job: Job) -> StoredFiles:
+        refs = TASKS[job.task].input_model.stored_refs(job.input)
+        return StoredFiles(self.storage, {name: key for name, value in refs.items() if (key := key_of(value))})
 
     def _finish(
         self,
@@ -325,7 +328,12 @@ class Worker:
             batch_outputs=int(times["outputs"]),
             batch_jobs=batch_size,
         )
+        register = None
+        if entry.task == TRAINING_TASK and output.files.get("lora"):
+            register = register_training(entry, loaded.revision, job, result, output.files["lora"][0])
         remember = self.cache.remember(entry, loaded.revision, job, result)
+        if register is not None:
+            remember = _both(remember, register)
         if not self.queue.complete(self.id, job.id, result, also=remember):
             log.info("job %s: finished after its lease was lost; result discarded", job.id)
         elif entry.quality.enabled:
@@ -405,6 +413,40 @@ class Worker:
             self.queue.fail(self.id, job_id, "timeout", "the model ran past its timeout", retry=False)
         ctx.mark_lost(set(live))
         self.on_hung()
+
+
+def _both(
+    first: Callable[[Connection], None] | None, second: Callable[[Connection], None]
+) -> Callable[[Connection], None]:
+    def run(conn: Connection) -> None:
+        if first is not None:
+            first(conn)
+        second(conn)
+
+    return run
+
+
+class StoredFiles(Mapping[str, bytes]):
+    """A job's stored input files, read from storage the first time an adapter asks for one."""
+
+    def __init__(self, storage: Storage, keys: dict[str, str]) -> None:
+        self.storage = storage
+        self._keys = keys
+        self._read: dict[str, bytes] = {}
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._read:
+            self._read[name] = self.storage.get(self._keys[name])
+        return self._read[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def classify(exc: BaseException) -> LimnerError:

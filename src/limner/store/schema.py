@@ -366,3 +366,48 @@ server_secrets = Table(
     Column("value", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# -- LoRAs (migration 0006) ---------------------------------------------------------------------
+
+# A LoRA a training job made, registered under an id in the project of the key that trained it.
+# ``file_key`` is the safetensors file it stands for now: the training's final weights, or the
+# checkpoint promoted to be this id (``step``); each promotion raises ``revision``.
+loras = Table(
+    "loras",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("job_id", String(36), nullable=False),
+    Column("trainer", String(200), nullable=False),  # the training entry's model id
+    Column("base_model", String(300), nullable=False),  # the base weights' source (hf://…, tiny://…)
+    Column("base_revision", String(200), nullable=True),
+    Column("rank", Integer, nullable=False),
+    Column("trigger_word", String(100), nullable=True),
+    Column("file_key", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("file_size", BigInteger, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_loras_project_created", "project", "created_at"),
+    Index("ix_loras_job", "job_id"),
+)
+
+# Each checkpoint of a training job: its LoRA file, its resume state (LoRA weights, optimizer,
+# RNG, loss curve) and its validation images, all in the media storage under the job's results.
+lora_checkpoints = Table(
+    "lora_checkpoints",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("lora_key", Text, nullable=False),
+    Column("state_key", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("file_size", BigInteger, nullable=False),
+    Column("loss", Float, nullable=True),
+    Column("heldout_loss", Float, nullable=True),
+    Column("validation", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -12,6 +12,7 @@ from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageIn
 from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 from limner.tasks.segment import BackgroundRemovalInput, SegmentationInput
 from limner.tasks.speech import TextToSpeechInput
+from limner.tasks.training import LoraTrainingInput
 from limner.tasks.upscale import UpscaleInput
 from limner.tasks.video import ImageToVideoInput, TextToVideoInput
 
@@ -29,6 +30,7 @@ TASK_IDS: Final[tuple[str, ...]] = (
     "text-to-3d",
     "image-to-3d",
     "composite",
+    "lora-training",
 )
 
 # A workflow's own job (limner.workflows): not a model's task, so it has no schema of its own;
@@ -52,6 +54,13 @@ TASKS: Final = MappingProxyType(
             TaskSpec("segmentation", SegmentationInput, "masks", "Segmentation"),
             TaskSpec("background-removal", BackgroundRemovalInput, "images", "Background removal", ("masks",)),
             TaskSpec("composite", CompositeInput, "images", "Composite (a foreground over a background)"),
+            TaskSpec(
+                "lora-training",
+                LoraTrainingInput,
+                "lora",
+                "LoRA training (DreamBooth)",
+                ("checkpoints", "loss_curve", "stopped_early", "best_checkpoint"),
+            ),
         )
     }
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,6 +58,17 @@ class Limits(BaseModel):
     max_tile_size: int = Field(default=1024, ge=1)
     # segmentation prompts: at most this many points per request.
     max_points: int = Field(default=16, ge=1)
+    # LoRA training (max_steps bounds its training steps) and LoRAs at inference.
+    max_images: int = Field(default=50, ge=1, description="Most training images a LoRA training job may take.")
+    max_rank: int = Field(default=64, ge=1, description="Highest LoRA rank a training job may ask for.")
+    max_resolution: int = Field(default=1024, ge=16, description="Largest training resolution (pixels per side).")
+    max_class_images: int = Field(default=200, ge=0, description="Most prior-preservation class images.")
+    max_validation_prompts: int = Field(default=4, ge=0, description="Most validation prompts per checkpoint.")
+    max_archive_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="Largest uncompressed size of a zip of training images."
+    )
+    max_loras: int = Field(default=4, ge=0, description="Most LoRAs one image request may apply at once.")
+    max_lora_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest LoRA file a request may name.")
 
 
 # The limits a file input of each kind is checked against (bytes, and pixels or duration).
@@ -65,6 +76,8 @@ FILE_LIMITS: dict[str, frozenset[str]] = {
     "image": frozenset({"max_input_bytes", "max_input_pixels"}),
     "mask": frozenset({"max_input_bytes", "max_input_pixels"}),
     "audio": frozenset({"max_input_bytes", "max_input_audio_s"}),
+    # A zip of training images: its bytes, its images (pixels each) and its uncompressed size.
+    "archive": frozenset({"max_input_bytes", "max_input_pixels", "max_images", "max_archive_bytes"}),
 }
 SIZE_LIMITS = frozenset({"min_width", "min_height", "max_width", "max_height", "max_pixels", "size_multiple"})
 
@@ -96,6 +109,17 @@ class TaskInput(BaseModel):
 
     def check_limits(self, limits: Limits) -> None:
         """Raise LimitExceeded naming the first field over one of ``limits``."""
+
+    @classmethod
+    def stored_refs(cls, fields: Mapping[str, Any]) -> dict[str, str]:
+        """The stored files a stored input names, by the name an adapter reads them under
+        (``item.files[name]``): its file fields, and what a task adds (training images, LoRAs)."""
+        out: dict[str, str] = {}
+        for name in cls.file_fields:
+            value = fields.get(name)
+            if isinstance(value, str):
+                out[name] = value
+        return out
 
     @classmethod
     def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:

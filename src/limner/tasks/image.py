@@ -6,9 +6,10 @@ model id, not the client's code.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from limner.tasks.base import (
     MAX_SEED,
@@ -28,6 +29,30 @@ ImageFormat = Literal["png", "webp", "jpeg"]
 # Family.unsupported_fields / gated_fields, so no catalog entry has to list them by hand.
 CONTROL_FIELDS: frozenset[str] = frozenset({"control_image", "control_preprocess", "control_scale"})
 IP_ADAPTER_FIELDS: frozenset[str] = frozenset({"ip_adapter_image", "ip_adapter_scale"})
+LORA_FIELDS: frozenset[str] = frozenset({"loras"})
+# A registered LoRA's id (GET /v1/loras): what a training job's result names.
+LORA_ID_PATTERN = r"^lora_[a-z0-9]{8,40}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class LoraWeight(BaseModel):
+    """One LoRA to apply, fal's shape: ``{path, scale}``. The API resolves ``path`` when it takes
+    the request (a registered id to its current file, a URL fetched under the SSRF guard) and
+    writes what it resolved to into ``sha256``, ``file`` and ``revision``, so the stored job
+    names exactly the weights it ran with (and its cache key changes with them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="A registered LoRA id (lora_…, see GET /v1/loras) or an http(s) URL of a .safetensors file. "
+        "Never a local path.",
+    )
+    scale: float = Field(default=1.0, ge=-4, le=4, description="The LoRA's weight (0 = no effect).")
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN, description="Set by the server.")
+    file: str | None = Field(default=None, description="Set by the server: the stored copy the worker loads.")
+    revision: int | None = Field(default=None, ge=1, description="Set by the server: a registered LoRA's revision.")
 
 
 class _Generation(TaskInput):
@@ -42,6 +67,8 @@ class _Generation(TaskInput):
         "max_steps",
         "max_outputs",
         "max_guidance_scale",
+        "max_loras",
+        "max_lora_bytes",
     }
 
     prompt: str = Field(min_length=1, description="What to draw.")
@@ -76,6 +103,12 @@ class _Generation(TaskInput):
     ip_adapter_scale: float | None = Field(
         default=None, ge=0, le=2, description="IP-Adapter models: how strongly the reference image steers."
     )
+    loras: list[LoraWeight] = Field(
+        default_factory=list,
+        max_length=16,
+        description="LoRAs to apply, each {path, scale}: a registered LoRA id or a URL of a .safetensors file. "
+        "Jobs share a batch only with jobs that apply the same LoRAs.",
+    )
 
     @classmethod
     def schema_limits(cls, limits: Limits) -> dict[str, dict[str, object]]:
@@ -86,6 +119,7 @@ class _Generation(TaskInput):
             "num_inference_steps": {"maximum": limits.max_steps},
             "num_outputs": {"maximum": limits.max_outputs},
             "guidance_scale": {"maximum": limits.max_guidance_scale},
+            "loras": {"maxItems": limits.max_loras},
         }
 
     def check_limits(self, limits: Limits) -> None:
@@ -97,6 +131,17 @@ class _Generation(TaskInput):
             raise over("num_outputs", self.num_outputs, "max_outputs", limits.max_outputs)
         if self.guidance_scale > limits.max_guidance_scale:
             raise over("guidance_scale", self.guidance_scale, "max_guidance_scale", limits.max_guidance_scale)
+        if len(self.loras) > limits.max_loras:
+            raise over("loras", f"<{len(self.loras)} LoRAs>", "max_loras", limits.max_loras)
+
+    @classmethod
+    def stored_refs(cls, fields: Mapping[str, Any]) -> dict[str, str]:
+        """File fields, plus each LoRA's stored copy as ``lora:<sha256>``."""
+        out = super().stored_refs(fields)
+        for weight in fields.get("loras") or ():
+            if isinstance(weight, dict) and weight.get("file") and weight.get("sha256"):
+                out[f"lora:{weight['sha256']}"] = str(weight["file"])
+        return out
 
     def chosen_seed(self) -> int:
         """The seed: the request's, or the one the API chose before storing the job."""

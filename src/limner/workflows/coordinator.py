@@ -31,6 +31,7 @@ from limner.store.cancel import stop_children
 from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore
+from limner.store.loras import LoraStore
 from limner.store.notify import notify
 from limner.store.records import Job
 from limner.store.schema import job_events, jobs
@@ -127,7 +128,7 @@ class WorkflowCoordinator:
                 batch_id=None,
             )
             try:
-                new.append(build_job(entry, run.input, options, self.storage, self.base))
+                new.append(build_job(entry, run.input, options, self.storage, self.base, loras=LoraStore(self.engines)))
             except LimnerError as exc:
                 return exc.error_type, f"step {run.key} ({run.step.model}): {exc.message}"
         if new:
