@@ -381,7 +381,11 @@ class TrainingRun:
     # -- checkpoints -------------------------------------------------------------------------
 
     def _checkpoint(self, state: RunState, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        # The checkpoint's progress keeps the step it was made at, and the loss: a client that
+        # looks while it is written (validation images take a while) sees where training is.
         self.ctx.stage(Stage.CHECKPOINTING)
+        self.chunk.step(state.step, self.spec.steps)
+        self._figures(state)
         lora = self.objective.lora_file()
         images = [encode_image(self._draw(p, self.seed + i), "png") for i, p in enumerate(self.spec.validation_prompts)]
         loss = sum(state.curve[-10:]) / len(state.curve[-10:]) if state.curve else None
