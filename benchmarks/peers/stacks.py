@@ -186,18 +186,16 @@ def limner(cfg: Config, *, batching: bool, store: str | None = None) -> Stack:
     )
 
 
+def batching_args(cfg: Config) -> list[str]:
+    """The replicas and batching flags the LitServe and Ray Serve apps take alike."""
+    return ["--replicas", str(cfg.replicas), "--max-batch", str(cfg.max_batch), "--batch-wait-s", str(cfg.batch_wait_s)]
+
+
 def litserve(cfg: Config) -> Stack:
     port = free_port()
     home = scratch("litserve")
     argv = [cfg.peers_python, "-m", "benchmarks.peers.litserve_app", "--port", str(port), "--model", str(cfg.model_dir)]
-    argv += [
-        "--replicas",
-        str(cfg.replicas),
-        "--max-batch",
-        str(cfg.max_batch),
-        "--batch-wait-s",
-        str(cfg.batch_wait_s),
-    ]
+    argv += batching_args(cfg)
     return Stack(
         name="litserve",
         client="sync",
@@ -214,14 +212,7 @@ def ray_serve(cfg: Config) -> Stack:
     port = free_port()
     home = scratch("ray")
     argv = [sys.executable, "-m", "benchmarks.peers.ray_app", "--port", str(port), "--model", str(cfg.model_dir)]
-    argv += [
-        "--replicas",
-        str(cfg.replicas),
-        "--max-batch",
-        str(cfg.max_batch),
-        "--batch-wait-s",
-        str(cfg.batch_wait_s),
-    ]
+    argv += batching_args(cfg)
     from importlib.metadata import version
 
     return Stack(
