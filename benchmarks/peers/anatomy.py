@@ -29,6 +29,7 @@ from benchmarks.peers.stacks import Config, Stack, limner, litserve
 
 VARIANTS: dict[str, dict[str, str]] = {
     "defaults": {},
+    "watcher tick 100 ms (LIMNER_STREAM_POLL_S=0.1)": {"LIMNER_STREAM_POLL_S": "0.1"},
     "watcher tick 10 ms (LIMNER_STREAM_POLL_S=0.01)": {"LIMNER_STREAM_POLL_S": "0.01"},
     "and idle claim poll 10 ms (LIMNER_IDLE_POLL_S=0.01)": {
         "LIMNER_STREAM_POLL_S": "0.01",

@@ -91,7 +91,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(default=False, description="Log every HTTP request (uvicorn's access log).")
     max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     run_timeout_s: float = Field(default=600.0, gt=0, description="How long POST /v1/run waits.")
-    stream_poll_s: float = Field(default=0.1, gt=0)
+    stream_poll_s: float = Field(
+        default=0.02, gt=0, description="How often the API reads the updated_at of the jobs clients wait on (SQLite)."
+    )
     # Workflows and batches: coordinators in every API process and worker advance them.
     coordinate: bool = Field(
         default=True, description="Run the workflow and batch coordinators in this process (any number may)."
