@@ -35,6 +35,7 @@ from limner.api.routes import (
     webhooks,
     workers,
 )
+from limner.api.routes import replay as replay_routes
 from limner.catalog import Catalog
 from limner.settings import Settings
 
@@ -58,6 +59,7 @@ ROUTERS = (
     metrics.router,
     openai_images.router,
     openai_speech.router,
+    replay_routes.router,
 )
 
 

@@ -33,6 +33,7 @@ from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.provenance import environment, model_provenance, result_provenance
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
@@ -77,6 +78,7 @@ class Worker:
         self.loras = LoraStore(self.engines)
         self.storage = storage_for(settings)
         self.device = resolve_device(settings.device)
+        self.environment = environment(self.device)  # every result's provenance names it
         if settings.threads:
             set_threads(settings.threads)
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
@@ -316,6 +318,9 @@ class Worker:
                 "batch_size": batch_size,
                 "model": {"id": entry.id, "revision": loaded.revision},
                 "input": job.input,
+                "provenance": result_provenance(
+                    loaded.provenance or model_provenance(entry, loaded), self.environment, job.input, output.extra
+                ),
             }
         )
         inference_s = times["ran"] - times["loaded"]
@@ -372,6 +377,7 @@ class Worker:
         adapter = self._adapter(entry.family)
         env = LoadEnv(device=self.device, models_dir=self.settings.home / "models", report=report)
         loaded = adapter.load(entry, env)
+        loaded.provenance = model_provenance(entry, loaded)  # once per load, not per result
         seconds, size = time.time() - started, loaded.size_bytes / MB
         report(Stage.LOADING, f"loaded {entry.id} ({loaded.revision}) in {seconds:.2f} s, {size:.0f} MB")
         return adapter, loaded
