@@ -57,6 +57,10 @@ class BatchContext:
         self._figures: dict[str, Any] = {}
         # A training batch's checkpoints (set by the worker for lora-training jobs).
         self.checkpoints: CheckpointSink | None = None
+        # Where step previews go (limner.runtime.previews.PreviewSink, set by the worker for
+        # diffusion families), and each job's latest preview (a storage reference).
+        self.previews: Any | None = None
+        self._preview_urls: dict[str, str] = {}
         self.idle_write_s = idle_write_s
         self.writes = 0
         self._dirty = False
@@ -97,6 +101,14 @@ class BatchContext:
         with self._lock:
             self._figures = dict(values)
             self._dirty = True
+
+    def preview(self, job_id: str, url: str) -> None:
+        """The job's latest step preview: in its progress from now on, written at once (a
+        coalesced write could be overtaken by the next preview or by the job's completion)."""
+        with self._lock:
+            self._preview_urls[job_id] = url
+            self._dirty = True
+        self._write()
 
     def log(self, message: str, level: str = "info") -> None:
         for job_id in self.live():
@@ -160,7 +172,14 @@ class BatchContext:
             with self._lock:
                 self._dirty = False
             self._last_write = time.monotonic()
-            leases = self.queue.progress_many(self.worker_id, live, self.snapshot())
+            snapshot = self.snapshot()
+            with self._lock:
+                urls = {j: u for j, u in self._preview_urls.items() if j in live}
+            # Jobs with a preview each get their own URL (one write each); the rest share one.
+            plain = [j for j in live if j not in urls]
+            leases = self.queue.progress_many(self.worker_id, plain, snapshot) if plain else {}
+            for job_id, url in urls.items():
+                leases.update(self.queue.progress_many(self.worker_id, [job_id], {**snapshot, "preview_url": url}))
             self.writes += 1
         for job_id, lease in leases.items():
             if not lease.held:

@@ -33,6 +33,7 @@ from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.previews import PreviewSink
 from limner.runtime.provenance import environment, model_provenance, result_provenance
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
@@ -200,6 +201,7 @@ class Worker:
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
         if entry.cache.approximate.enabled:  # near-miss jobs start from cached latents (diffusers families)
             ctx.reuse = self.cache.approximate.for_batch(entry, jobs)
+        previews = ctx.previews = PreviewSink(self.storage, ctx, {j.id: j.project for j in jobs})  # threads on use
         if entry.task == TRAINING_TASK:
             ctx.checkpoints = JobCheckpoints(self.storage, self.loras, self.id, {j.id: j.project for j in jobs})
         self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
@@ -212,6 +214,7 @@ class Worker:
             items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
+            previews.close()  # the last preview is written before the jobs complete
             times["ran"] = time.time()
             self.residency.fit(entry)  # LoRAs loaded by the batch count against the budget
             if len(outputs) != len(jobs):
@@ -233,6 +236,7 @@ class Worker:
             self._fail(ctx, jobs, error)
         finally:
             self._current = None
+            previews.close()
             if not handed_over:
                 ctx.close()
 
