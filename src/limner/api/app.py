@@ -35,6 +35,7 @@ from limner.api.routes import (
     webhooks,
     workers,
 )
+from limner.api.routes import realtime as realtime_routes
 from limner.api.routes import replay as replay_routes
 from limner.catalog import Catalog
 from limner.settings import Settings
@@ -60,6 +61,7 @@ ROUTERS = (
     openai_images.router,
     openai_speech.router,
     replay_routes.router,
+    realtime_routes.router,
 )
 
 

@@ -115,6 +115,11 @@ class RuntimeOptions(BaseModel):
         description="Diffusion families: a step preview every N steps for every job (0: off; a request's "
         "preview: true turns them on, every N steps or every 4).",
     )
+    realtime: bool = Field(
+        default=False,
+        description="Serve WebSocket /v1/realtime/{id}: each worker keeps a warm copy of this model for the "
+        "real-time lane (besides its queue), one frame at a time, latest input wins.",
+    )
     preview_decoder: str | None = Field(
         default=None,
         description="The tiny autoencoder (diffusers AutoencoderTiny) that decodes step previews: hf://madebyollin/"

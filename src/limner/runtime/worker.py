@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from limner.adapters import load_adapter
-from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, work_item
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, log_only, work_item
 from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
@@ -35,6 +36,7 @@ from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.previews import PreviewSink
 from limner.runtime.provenance import environment, model_provenance, result_provenance
+from limner.runtime.realtime import RealtimeLane
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
@@ -44,6 +46,7 @@ from limner.store.engine import make_engines, upgrade
 from limner.store.loras import LoraStore
 from limner.store.queue import WorkQueue
 from limner.store.records import Job
+from limner.store.secrets import REALTIME_SECRET, get_or_create
 from limner.store.workers import WorkerRegistry
 from limner.tasks import TASKS
 
@@ -100,6 +103,7 @@ class Worker:
         self._finishing: BatchContext | None = None
         self._pending: Future[None] | None = None
         self._deadline = 0.0  # monotonic time by which the current batch must finish
+        self.lane: RealtimeLane | None = None  # warm copies of runtime.realtime models (limner.runtime.realtime)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,13 +111,19 @@ class Worker:
         """Register and start the heartbeat and reaper threads. ``serve()`` does this before it
         claims; an executor that hands batches to ``process()`` itself (a Ray replica) calls it
         instead of ``serve()``, and ``detach()`` when it stops."""
+        lane_entries = [e for e in self.catalog if e.runtime.realtime]
+        if lane_entries and self.settings.realtime_lane:
+            secret = get_or_create(self.engines, REALTIME_SECRET, lambda: secrets.token_urlsafe(32))
+            load = partial(self._load, report=log_only)
+            self.lane = RealtimeLane(self.settings, lane_entries, load, secret, self.device, self._advertise)
+            self.lane.start()
         self.registry.register(
             worker_id=self.id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
             device=self.device,
             memory_budget_mb=self.residency.budget_bytes // MB,
-            stats=self.report.stats(self.residency, self.batches_run, self.cache, self.quality),
+            stats=self._stats(),
         )
         log.info(
             "worker %s on %s, budget %d MB, store %s",
@@ -158,6 +168,8 @@ class Worker:
         for thread in threads:
             thread.join(timeout=5)
         self.coordinators.stop()
+        if self.lane is not None:
+            self.lane.stop()
         try:
             self.registry.stopped(self.id)
         except DBAPIError:
@@ -388,6 +400,21 @@ class Worker:
 
     # -- heartbeats, leases, reaping -------------------------------------------------------
 
+    def _stats(self) -> dict[str, Any]:
+        stats = self.report.stats(self.residency, self.batches_run, self.cache, self.quality)
+        if self.lane is not None and self.lane.info is not None:
+            stats["realtime"] = {**self.lane.info, "frames": self.lane.frames}
+        return stats
+
+    def _advertise(self) -> None:
+        """The lane's models are warm: say so now, not at the next heartbeat."""
+        try:
+            contexts = [c for c in (self._current, self._finishing) if c is not None]
+            live = [job_id for c in contexts for job_id in c.live()]
+            self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=self._stats())
+        except DBAPIError as exc:
+            log.warning("could not advertise the real-time lane: %s", exc.__class__.__name__)
+
     def _heartbeat_loop(self) -> None:
         interval = min(self.settings.heartbeat_s, self.settings.lease_s / 3)
         while not self.stop_event.wait(interval):
@@ -398,7 +425,7 @@ class Worker:
                 lost = self.queue.renew(self.id, live)
                 for c in contexts:
                     c.mark_lost(lost)
-                stats = self.report.stats(self.residency, self.batches_run, self.cache, self.quality)
+                stats = self._stats()
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=stats)
                 if ctx is not None and ctx.live() and time.monotonic() > self._deadline:
                     self._give_up(ctx)
