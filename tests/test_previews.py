@@ -18,7 +18,7 @@ from PIL import Image
 from websockets.sync.client import connect
 
 from tests.conftest import Live
-from tests.jobs import sse_events, submit, wait_done, wait_state
+from tests.jobs import data_uri, sse_events, submit, wait_done, wait_state
 from tests.live import start_live, stop_live
 from tests.receiver import receiver
 
@@ -40,8 +40,18 @@ models:
     defaults: {width: 64, height: 64, num_inference_steps: 8, guidance_scale: 5.0}
     limits: {max_steps: 5000}
     runtime: {dtype: float32, memory_mb: 64, preview_every: 2}
+  - id: test/preview-controlnet
+    task: text-to-image
+    family: diffusers-controlnet
+    source: tiny://sd
+    title: Tiny SD + canny ControlNet with step previews
+    defaults: {width: 64, height: 64, num_inference_steps: 8, guidance_scale: 5.0}
+    limits: {max_width: 128, max_height: 128, max_steps: 5000}
+    runtime: {dtype: float32, controlnet: "tiny://sd-controlnet", control_type: canny, memory_mb: 64,
+              preview_decoder: "tiny://taesd"}
 """
 TAESD, LINEAR, PLAIN = "test/preview-taesd", "test/preview-linear", "limner/tiny-sd"
+CONTROLNET = "test/preview-controlnet"
 STEP = re.compile(r"/preview-(\d{5})\.jpg")
 LONG = 3000  # steps: a job long enough to watch, canceled once seen
 
@@ -147,6 +157,15 @@ def test_catalog_previews_with_the_linear_map_and_opting_out(client: httpx.Clien
     job = submit(client, PLAIN, {"prompt": "none", "seed": 2, "num_inference_steps": 50})
     events = sse_events(client, job["status_url"] + "/stream")
     assert events[-1]["state"] == "succeeded" and not [e for e in events if "preview_url" in e["progress"]]
+
+
+def test_controlnet_family_previews_too(client: httpx.Client) -> None:
+    square = Image.new("RGB", (64, 64), "black")
+    square.paste((255, 255, 255), (16, 16, 48, 48))
+    _, url = watch_and_cancel(
+        client, CONTROLNET, {"prompt": "a box", "preview": True, "control_image": data_uri(square)}
+    )
+    assert step_of(url) % 4 == 0 and picture(client, url).size == (64, 64)
 
 
 def test_preview_flag_is_validated(client: httpx.Client) -> None:

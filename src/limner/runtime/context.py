@@ -175,11 +175,9 @@ class BatchContext:
             snapshot = self.snapshot()
             with self._lock:
                 urls = {j: u for j, u in self._preview_urls.items() if j in live}
-            # Jobs with a preview each get their own URL (one write each); the rest share one.
-            plain = [j for j in live if j not in urls]
-            leases = self.queue.progress_many(self.worker_id, plain, snapshot) if plain else {}
-            for job_id, url in urls.items():
-                leases.update(self.queue.progress_many(self.worker_id, [job_id], {**snapshot, "preview_url": url}))
+            # Jobs with a step preview each have their own URL, in the same transaction.
+            own = {job_id: {**snapshot, "preview_url": url} for job_id, url in urls.items()}
+            leases = self.queue.progress_many(self.worker_id, live, snapshot, own=own)
             self.writes += 1
         for job_id, lease in leases.items():
             if not lease.held:
