@@ -10,7 +10,7 @@ from typing import Any
 from limner import progress
 from limner.adapters.base import CheckpointSink
 from limner.progress import Stage
-from limner.store.queue import WorkQueue
+from limner.store.queue import Lease, WorkQueue
 
 log = logging.getLogger("limner.worker")
 
@@ -152,8 +152,11 @@ class BatchContext:
         return progress.make(stage, step, total, eta, figures)
 
     def _write_if_due(self) -> None:
+        """Write on the model's thread when due, unless another write (a preview's, or the
+        flusher's) is in flight: the model never waits for a disk; the state stays dirty and
+        the flusher writes it within the interval."""
         if time.monotonic() - self._last_write >= self.min_interval_s:
-            self._write()
+            self._write(wait=False)
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(self.min_interval_s):
@@ -164,23 +167,31 @@ class BatchContext:
                 except Exception as exc:  # the store is away; the heartbeat retries the leases
                     log.warning("progress write failed: %s", exc.__class__.__name__)
 
-    def _write(self) -> None:
-        with self._write_lock:
-            live = self.live()
-            if not live:
-                return
-            with self._lock:
-                self._dirty = False
-            self._last_write = time.monotonic()
-            snapshot = self.snapshot()
-            with self._lock:
-                urls = {j: u for j, u in self._preview_urls.items() if j in live}
-            # Jobs with a step preview each have their own URL, in the same transaction.
-            own = {job_id: {**snapshot, "preview_url": url} for job_id, url in urls.items()}
-            leases = self.queue.progress_many(self.worker_id, live, snapshot, own=own)
-            self.writes += 1
+    def _write(self, *, wait: bool = True) -> None:
+        if not self._write_lock.acquire(blocking=wait):
+            return
+        try:
+            leases = self._write_locked()
+        finally:
+            self._write_lock.release()
         for job_id, lease in leases.items():
             if not lease.held:
                 self.lost.add(job_id)
             elif lease.cancel_requested:
                 self.canceled.add(job_id)
+
+    def _write_locked(self) -> dict[str, Lease]:
+        live = self.live()
+        if not live:
+            return {}
+        with self._lock:
+            self._dirty = False
+        self._last_write = time.monotonic()
+        snapshot = self.snapshot()
+        with self._lock:
+            urls = {j: u for j, u in self._preview_urls.items() if j in live}
+        # Jobs with a step preview each have their own URL, in the same transaction.
+        own = {job_id: {**snapshot, "preview_url": url} for job_id, url in urls.items()}
+        leases = self.queue.progress_many(self.worker_id, live, snapshot, own=own)
+        self.writes += 1
+        return leases
