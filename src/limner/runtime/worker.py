@@ -115,8 +115,12 @@ class Worker:
         if lane_entries and self.settings.realtime_lane:
             secret = get_or_create(self.engines, REALTIME_SECRET, lambda: secrets.token_urlsafe(32))
             load = partial(self._load, report=log_only)
-            self.lane = RealtimeLane(self.settings, lane_entries, load, secret, self.device, self._advertise)
-            self.lane.start()
+            lane = RealtimeLane(self.settings, lane_entries, load, secret, self.device, self._advertise)
+            try:
+                lane.start()
+                self.lane = lane
+            except OSError as exc:  # the queue still serves these models; only the lane is missing
+                log.warning("real-time lane not started on %s: %s", self.settings.realtime_host, exc)
         self.registry.register(
             worker_id=self.id,
             hostname=socket.gethostname(),
