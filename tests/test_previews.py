@@ -168,6 +168,15 @@ def test_controlnet_family_previews_too(client: httpx.Client) -> None:
     assert step_of(url) % 4 == 0 and picture(client, url).size == (64, 64)
 
 
+def test_asking_for_previews_does_not_change_what_the_cache_answers(client: httpx.Client) -> None:
+    body = {"prompt": "a cached lantern", "seed": 77, "num_inference_steps": 4}
+    first = client.post(f"/v1/run/{TAESD}", json=body)
+    again = client.post(f"/v1/run/{TAESD}", json={**body, "preview": True})
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json()["cache"]["hit"] == "exact"  # previews change the progress, never the picture
+    assert again.json()["cache"]["source_request_id"] == first.headers["X-Limner-Request-Id"]
+
+
 def test_preview_flag_is_validated(client: httpx.Client) -> None:
     answer = client.post(f"/v1/queue/{TAESD}", json={"prompt": "x", "preview": "sometimes"})
     assert answer.status_code == 422 and "preview" in json.dumps(answer.json()["detail"])
