@@ -185,6 +185,13 @@ class Settings(BaseSettings):
         default="", description="MLflow tracking store for quality results; default sqlite under LIMNER_HOME."
     )
 
+    realtime_host: str = Field(
+        default="127.0.0.1",
+        description="Where a worker's real-time lane listens (an ephemeral port); API processes on other "
+        "machines need an address they can reach.",
+    )
+    realtime_lane: bool = Field(default=True, description="Run the real-time lane for catalog entries that ask.")
+
     @field_validator("quotas")
     @classmethod
     def _check_quotas(cls, value: str) -> str:

@@ -72,6 +72,30 @@ class LoadedModel:
     revision: str
     size_bytes: int
     device: str
+    # What made this model's outputs (scheduler, dtype, …), worked out once at load by the
+    # worker (``describe``) and recorded in every result's provenance.
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def describe(handle: Any) -> dict[str, str]:
+    """The scheduler class and dtype of a loaded model's handle, whatever its family: a
+    diffusers pipeline (or a family's wrapper holding one as ``base``/``pipe``), a torch or
+    transformers module (``dtype``), or a tuple whose first element is one. Attributes are
+    read, never called, so a handle without them (an ONNX net, a builtin) gives ``{}``."""
+    found: dict[str, str] = {}
+    candidates = [handle, *(getattr(handle, name, None) for name in ("base", "pipe", "model"))]
+    if isinstance(handle, tuple):
+        candidates.extend(handle)
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        scheduler = getattr(candidate, "scheduler", None)
+        if scheduler is not None and "scheduler" not in found:
+            found["scheduler"] = type(scheduler).__name__
+        dtype = getattr(candidate, "dtype", None)
+        if dtype is not None and "dtype" not in found and not callable(dtype):
+            found["dtype"] = str(dtype).removeprefix("torch.")
+    return found
 
 
 @dataclass(frozen=True)

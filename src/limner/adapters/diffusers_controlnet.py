@@ -28,6 +28,7 @@ from limner.adapters.control_maps import ControlMaps
 from limner.adapters.ip_adapter import attach_ip_adapter, ip_adapter_call_args
 from limner.adapters.loading import pipeline_bytes, place, quiet_runtimes, release, resolve_dtype, resolve_source
 from limner.adapters.lora_slots import LoraSlots, applied
+from limner.adapters.previews import PreviewDecoder, load_decoder, publish_previews
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
 from limner.media.images import encode_image, open_image
@@ -42,6 +43,7 @@ class ControlledPipeline:
     pipe: Any
     maps: ControlMaps
     loras: LoraSlots | None = None
+    previews: PreviewDecoder | None = None  # step previews (a tiny autoencoder or a linear map)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ class DiffusersControlNetAdapter(FamilyAdapter[TextToImageInput, Row, Drawn]):
         pipe.set_progress_bar_config(disable=True)
         size = pipeline_bytes(pipe)
         slots = LoraSlots(pipe, size, entry.runtime.max_loaded_loras, entry.runtime.lora_hotswap_rank)
-        handle = ControlledPipeline(pipe, ControlMaps(entry, env.models_dir), slots)
+        handle = ControlledPipeline(pipe, ControlMaps(entry, env.models_dir), slots, load_decoder(entry, env, dtype))
         return LoadedModel(handle=handle, revision=revision, size_bytes=size, device=env.device)
 
     def shed_lora(self, model: LoadedModel) -> bool:
@@ -161,7 +163,10 @@ class DiffusersControlNetAdapter(FamilyAdapter[TextToImageInput, Row, Drawn]):
             kwargs["negative_prompt"] = [r.negative_prompt or "" for r in rows]
 
         def on_step(p: Any, step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            chunk.step(step + 1, int(getattr(p, "num_timesteps", 0) or spec.num_inference_steps))
+            total = int(getattr(p, "num_timesteps", 0) or spec.num_inference_steps)
+            chunk.step(step + 1, total)
+            if model.handle.previews is not None:
+                publish_previews(model.handle.previews, pipe, entry, chunk, step + 1, total, tensors, (width, height))
             return tensors
 
         if "callback_on_step_end" in taken:

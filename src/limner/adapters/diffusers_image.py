@@ -39,6 +39,7 @@ from limner.adapters.loading import (
     resolve_source,
 )
 from limner.adapters.lora_slots import LoraSlots, applied
+from limner.adapters.previews import PreviewDecoder, load_decoder, publish_previews
 from limner.cache.approximate import ResumePlan
 from limner.catalog.entry import CatalogEntry
 from limner.errors import InvalidInput, ModelUnavailable
@@ -58,6 +59,7 @@ class Pipelines:
     base: Any
     by_task: dict[str, Any] = field(default_factory=dict)
     loras: LoraSlots | None = None  # the LoRAs loaded onto base (its components serve every task)
+    previews: PreviewDecoder | None = None  # step previews (a tiny autoencoder or a linear map)
 
     def for_task(self, task: str) -> Any:
         if task not in self.by_task:
@@ -104,9 +106,8 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         pipe.set_progress_bar_config(disable=True)
         size = pipeline_bytes(pipe)
         slots = LoraSlots(pipe, size, entry.runtime.max_loaded_loras, entry.runtime.lora_hotswap_rank)
-        return LoadedModel(
-            handle=Pipelines(base=pipe, loras=slots), revision=revision, size_bytes=size, device=env.device
-        )
+        handle = Pipelines(base=pipe, loras=slots, previews=load_decoder(entry, env, dtype))
+        return LoadedModel(handle=handle, revision=revision, size_bytes=size, device=env.device)
 
     def shed_lora(self, model: LoadedModel) -> bool:
         """Unload one idle LoRA (the residency asks, to stay under its memory budget)."""
@@ -164,8 +165,9 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
         }
         kwargs.update(entry.call_args)
         kwargs.update(ip_adapter_call_args(pipe, entry, chunk.items[0]))
+        width, height = spec.output_size()
         if "width" in taken:
-            kwargs["width"], kwargs["height"] = spec.output_size()
+            kwargs["width"], kwargs["height"] = width, height
         if any(r.negative_prompt for r in rows):
             kwargs["negative_prompt"] = [r.negative_prompt or "" for r in rows]
         if isinstance(spec, ImageToImageInput):
@@ -188,6 +190,8 @@ class DiffusersImageAdapter(FamilyAdapter[ImageGenerationInput, Row, Image.Image
             if step == 0:
                 chunk.ctx.stage(Stage.DENOISING)
             chunk.step(step + 1, total)
+            if model.handle.previews is not None:
+                publish_previews(model.handle.previews, pipe, entry, chunk, step + 1, total, tensors, (width, height))
             if step + 1 >= total:
                 chunk.ctx.stage(Stage.DECODING)
             return tensors

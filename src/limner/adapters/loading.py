@@ -77,13 +77,23 @@ def resolve_source(
     return Path(folder), Path(folder).name
 
 
+# The files a folder's digest covers: configs and every weight format a family loads.
+DIGESTED = ("*.json", "*.safetensors", "*.bin", "*.gguf", "*.onnx", "*.param", "*.tflite", "*.txt", "*.model")
+CHUNK = 1 << 20
+
+
 def folder_digest(path: Path) -> str:
-    """A short digest of a model folder's configs: changes when the model does."""
+    """The sha256 of a model folder's configs and weight files (names and bytes): the revision
+    of a tiny or local build, which changes when any weight does. Computed once per load (a
+    multi-GB local folder costs seconds, next to the load itself)."""
     digest = hashlib.sha256()
-    for config in sorted(path.rglob("*.json")):
-        digest.update(config.relative_to(path).as_posix().encode())
-        digest.update(config.read_bytes())
-    return digest.hexdigest()[:12]
+    files = sorted({f for pattern in DIGESTED for f in path.rglob(pattern) if f.is_file()})
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode())
+        with file.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:

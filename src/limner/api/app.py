@@ -35,6 +35,8 @@ from limner.api.routes import (
     webhooks,
     workers,
 )
+from limner.api.routes import realtime as realtime_routes
+from limner.api.routes import replay as replay_routes
 from limner.catalog import Catalog
 from limner.settings import Settings
 
@@ -58,6 +60,8 @@ ROUTERS = (
     metrics.router,
     openai_images.router,
     openai_speech.router,
+    replay_routes.router,
+    realtime_routes.router,
 )
 
 

@@ -30,6 +30,8 @@ async def render_status(ctx: ApiContext, job: Job, base: str, with_logs: bool) -
     position = await run_in_threadpool(ctx.jobs.queue_position, job) if job.status == QUEUED else 0
     logs = await run_in_threadpool(ctx.jobs.logs, job.id) if with_logs else None
     body = status_body(job, base, position=position, logs=logs)
+    if "preview_url" in body["progress"]:  # a step preview: stored, served like any file
+        body["progress"]["preview_url"] = render_refs(body["progress"]["preview_url"], ctx.storage, base)
     if job.task == WORKFLOW_TASK:
         body["steps"] = step_summaries(await run_in_threadpool(ctx.jobs.children, job.id))
     if job.task == TRAINING_TASK:  # each checkpoint appears as soon as it is made

@@ -23,6 +23,12 @@ from typing import Any
 from limner.catalog.entry import CatalogEntry
 
 NOT_IN_GROUP = ("prompt", "seed")
+# Fields that change how a job reports its progress, never its output (step previews).
+NOT_IN_OUTPUT = ("preview",)
+
+
+def _output_fields(job_input: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job_input.items() if k not in NOT_IN_OUTPUT}
 
 
 def _digest(value: Any) -> str:
@@ -35,16 +41,17 @@ def revision_key(entry: CatalogEntry) -> str:
 
 
 def exact_key(entry: CatalogEntry, job_input: dict[str, Any]) -> str:
-    return _digest({"model": entry.id, "revision": revision_key(entry), "task": entry.task, "input": job_input})
+    fields = _output_fields(job_input)
+    return _digest({"model": entry.id, "revision": revision_key(entry), "task": entry.task, "input": fields})
 
 
 def input_key(entry: CatalogEntry, job_input: dict[str, Any]) -> str:
-    rest = {k: v for k, v in job_input.items() if k != "seed"}
+    rest = {k: v for k, v in _output_fields(job_input).items() if k != "seed"}
     return _digest({"model": entry.id, "revision": revision_key(entry), "task": entry.task, "input": rest})
 
 
 def group_key(entry: CatalogEntry, job_input: dict[str, Any]) -> str:
-    rest = {k: v for k, v in job_input.items() if k not in NOT_IN_GROUP}
+    rest = {k: v for k, v in _output_fields(job_input).items() if k not in NOT_IN_GROUP}
     return _digest({"model": entry.id, "revision": revision_key(entry), "task": entry.task, "group": rest})
 
 

@@ -108,6 +108,23 @@ class RuntimeOptions(BaseModel):
         description="Swap LoRAs in place (diffusers' hotswap) with this fixed maximum rank, as a compiled "
         "pipeline needs; off: LoRAs are loaded and deleted by name.",
     )
+    preview_every: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Diffusion families: a step preview every N steps for every job (0: off; a request's "
+        "preview: true turns them on, every N steps or every 4).",
+    )
+    realtime: bool = Field(
+        default=False,
+        description="Serve WebSocket /v1/realtime/{id}: each worker keeps a warm copy of this model for the "
+        "real-time lane (besides its queue), one frame at a time, latest input wins.",
+    )
+    preview_decoder: str | None = Field(
+        default=None,
+        description="The tiny autoencoder (diffusers AutoencoderTiny) that decodes step previews: hf://madebyollin/"
+        "taesd, taesdxl, taef1, or tiny://taesd; none: a linear latent-to-RGB map (4-channel latents).",
+    )
 
 
 class CatalogEntry(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 from limner import progress
 from limner.adapters.base import CheckpointSink
 from limner.progress import Stage
-from limner.store.queue import WorkQueue
+from limner.store.queue import Lease, WorkQueue
 
 log = logging.getLogger("limner.worker")
 
@@ -57,6 +57,10 @@ class BatchContext:
         self._figures: dict[str, Any] = {}
         # A training batch's checkpoints (set by the worker for lora-training jobs).
         self.checkpoints: CheckpointSink | None = None
+        # Where step previews go (limner.runtime.previews.PreviewSink, set by the worker for
+        # diffusion families), and each job's latest preview (a storage reference).
+        self.previews: Any | None = None
+        self._preview_urls: dict[str, str] = {}
         self.idle_write_s = idle_write_s
         self.writes = 0
         self._dirty = False
@@ -97,6 +101,14 @@ class BatchContext:
         with self._lock:
             self._figures = dict(values)
             self._dirty = True
+
+    def preview(self, job_id: str, url: str) -> None:
+        """The job's latest step preview: in its progress from now on, written at once (a
+        coalesced write could be overtaken by the next preview or by the job's completion)."""
+        with self._lock:
+            self._preview_urls[job_id] = url
+            self._dirty = True
+        self._write()
 
     def log(self, message: str, level: str = "info") -> None:
         for job_id in self.live():
@@ -140,8 +152,11 @@ class BatchContext:
         return progress.make(stage, step, total, eta, figures)
 
     def _write_if_due(self) -> None:
+        """Write on the model's thread when due, unless another write (a preview's, or the
+        flusher's) is in flight: the model never waits for a disk; the state stays dirty and
+        the flusher writes it within the interval."""
         if time.monotonic() - self._last_write >= self.min_interval_s:
-            self._write()
+            self._write(wait=False)
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(self.min_interval_s):
@@ -152,18 +167,31 @@ class BatchContext:
                 except Exception as exc:  # the store is away; the heartbeat retries the leases
                     log.warning("progress write failed: %s", exc.__class__.__name__)
 
-    def _write(self) -> None:
-        with self._write_lock:
-            live = self.live()
-            if not live:
-                return
-            with self._lock:
-                self._dirty = False
-            self._last_write = time.monotonic()
-            leases = self.queue.progress_many(self.worker_id, live, self.snapshot())
-            self.writes += 1
+    def _write(self, *, wait: bool = True) -> None:
+        if not self._write_lock.acquire(blocking=wait):
+            return
+        try:
+            leases = self._write_locked()
+        finally:
+            self._write_lock.release()
         for job_id, lease in leases.items():
             if not lease.held:
                 self.lost.add(job_id)
             elif lease.cancel_requested:
                 self.canceled.add(job_id)
+
+    def _write_locked(self) -> dict[str, Lease]:
+        live = self.live()
+        if not live:
+            return {}
+        with self._lock:
+            self._dirty = False
+        self._last_write = time.monotonic()
+        snapshot = self.snapshot()
+        with self._lock:
+            urls = {j: u for j, u in self._preview_urls.items() if j in live}
+        # Jobs with a step preview each have their own URL, in the same transaction.
+        own = {job_id: {**snapshot, "preview_url": url} for job_id, url in urls.items()}
+        leases = self.queue.progress_many(self.worker_id, live, snapshot, own=own)
+        self.writes += 1
+        return leases

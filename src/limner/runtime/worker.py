@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from limner.adapters import load_adapter
-from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, work_item
+from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadReporter, log_only, work_item
 from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
@@ -33,6 +34,9 @@ from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.previews import PreviewSink
+from limner.runtime.provenance import environment, model_provenance, result_provenance
+from limner.runtime.realtime import RealtimeLane
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
@@ -42,6 +46,7 @@ from limner.store.engine import make_engines, upgrade
 from limner.store.loras import LoraStore
 from limner.store.queue import WorkQueue
 from limner.store.records import Job
+from limner.store.secrets import REALTIME_SECRET, get_or_create
 from limner.store.workers import WorkerRegistry
 from limner.tasks import TASKS
 
@@ -77,6 +82,7 @@ class Worker:
         self.loras = LoraStore(self.engines)
         self.storage = storage_for(settings)
         self.device = resolve_device(settings.device)
+        self.environment = environment(self.device)  # every result's provenance names it
         if settings.threads:
             set_threads(settings.threads)
         budget = settings.memory_budget_mb * MB or default_budget_bytes(self.device)
@@ -97,6 +103,7 @@ class Worker:
         self._finishing: BatchContext | None = None
         self._pending: Future[None] | None = None
         self._deadline = 0.0  # monotonic time by which the current batch must finish
+        self.lane: RealtimeLane | None = None  # warm copies of runtime.realtime models (limner.runtime.realtime)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -104,13 +111,23 @@ class Worker:
         """Register and start the heartbeat and reaper threads. ``serve()`` does this before it
         claims; an executor that hands batches to ``process()`` itself (a Ray replica) calls it
         instead of ``serve()``, and ``detach()`` when it stops."""
+        lane_entries = [e for e in self.catalog if e.runtime.realtime]
+        if lane_entries and self.settings.realtime_lane:
+            secret = get_or_create(self.engines, REALTIME_SECRET, lambda: secrets.token_urlsafe(32))
+            load = partial(self._load, report=log_only)
+            lane = RealtimeLane(self.settings, lane_entries, load, secret, self.device, self._advertise)
+            try:
+                lane.start()
+                self.lane = lane
+            except OSError as exc:  # the queue still serves these models; only the lane is missing
+                log.warning("real-time lane not started on %s: %s", self.settings.realtime_host, exc)
         self.registry.register(
             worker_id=self.id,
             hostname=socket.gethostname(),
             pid=os.getpid(),
             device=self.device,
             memory_budget_mb=self.residency.budget_bytes // MB,
-            stats=self.report.stats(self.residency, self.batches_run, self.cache, self.quality),
+            stats=self._stats(),
         )
         log.info(
             "worker %s on %s, budget %d MB, store %s",
@@ -155,6 +172,8 @@ class Worker:
         for thread in threads:
             thread.join(timeout=5)
         self.coordinators.stop()
+        if self.lane is not None:
+            self.lane.stop()
         try:
             self.registry.stopped(self.id)
         except DBAPIError:
@@ -198,6 +217,7 @@ class Worker:
         ctx = BatchContext(self.queue, self.id, [j.id for j in jobs])
         if entry.cache.approximate.enabled:  # near-miss jobs start from cached latents (diffusers families)
             ctx.reuse = self.cache.approximate.for_batch(entry, jobs)
+        previews = ctx.previews = PreviewSink(self.storage, ctx, {j.id: j.project for j in jobs})  # threads on use
         if entry.task == TRAINING_TASK:
             ctx.checkpoints = JobCheckpoints(self.storage, self.loras, self.id, {j.id: j.project for j in jobs})
         self._deadline = time.monotonic() + (entry.runtime.timeout_s or self.settings.job_timeout_s)
@@ -210,6 +230,7 @@ class Worker:
             items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
+            previews.close()  # the last preview is written before the jobs complete
             times["ran"] = time.time()
             self.residency.fit(entry)  # LoRAs loaded by the batch count against the budget
             if len(outputs) != len(jobs):
@@ -231,6 +252,7 @@ class Worker:
             self._fail(ctx, jobs, error)
         finally:
             self._current = None
+            previews.close()
             if not handed_over:
                 ctx.close()
 
@@ -316,6 +338,9 @@ class Worker:
                 "batch_size": batch_size,
                 "model": {"id": entry.id, "revision": loaded.revision},
                 "input": job.input,
+                "provenance": result_provenance(
+                    loaded.provenance or model_provenance(entry, loaded), self.environment, job.input, output.extra
+                ),
             }
         )
         inference_s = times["ran"] - times["loaded"]
@@ -372,11 +397,27 @@ class Worker:
         adapter = self._adapter(entry.family)
         env = LoadEnv(device=self.device, models_dir=self.settings.home / "models", report=report)
         loaded = adapter.load(entry, env)
+        loaded.provenance = model_provenance(entry, loaded)  # once per load, not per result
         seconds, size = time.time() - started, loaded.size_bytes / MB
         report(Stage.LOADING, f"loaded {entry.id} ({loaded.revision}) in {seconds:.2f} s, {size:.0f} MB")
         return adapter, loaded
 
     # -- heartbeats, leases, reaping -------------------------------------------------------
+
+    def _stats(self) -> dict[str, Any]:
+        stats = self.report.stats(self.residency, self.batches_run, self.cache, self.quality)
+        if self.lane is not None and self.lane.info is not None:
+            stats["realtime"] = {**self.lane.info, "frames": self.lane.frames}
+        return stats
+
+    def _advertise(self) -> None:
+        """The lane's models are warm: say so now, not at the next heartbeat."""
+        try:
+            contexts = [c for c in (self._current, self._finishing) if c is not None]
+            live = [job_id for c in contexts for job_id in c.live()]
+            self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=self._stats())
+        except DBAPIError as exc:
+            log.warning("could not advertise the real-time lane: %s", exc.__class__.__name__)
 
     def _heartbeat_loop(self) -> None:
         interval = min(self.settings.heartbeat_s, self.settings.lease_s / 3)
@@ -388,7 +429,7 @@ class Worker:
                 lost = self.queue.renew(self.id, live)
                 for c in contexts:
                     c.mark_lost(lost)
-                stats = self.report.stats(self.residency, self.batches_run, self.cache, self.quality)
+                stats = self._stats()
                 self.registry.heartbeat(self.id, models=self.held_models(), current_jobs=live, stats=stats)
                 if ctx is not None and ctx.live() and time.monotonic() > self._deadline:
                     self._give_up(ctx)

@@ -148,17 +148,34 @@ class WorkQueue:
         """Record progress (which also renews the lease) and read the cancel flag."""
         return self.progress_many(worker_id, [job_id], progress)[job_id]
 
-    def progress_many(self, worker_id: str, job_ids: Sequence[str], progress: dict[str, Any]) -> dict[str, Lease]:
+    def progress_many(
+        self,
+        worker_id: str,
+        job_ids: Sequence[str],
+        progress: dict[str, Any],
+        *,
+        own: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Lease]:
         """Record one batch's progress for all its jobs in one transaction (one fsync), renewing
-        their leases; returns, per job, whether we still hold it and whether it was canceled."""
+        their leases; returns, per job, whether we still hold it and whether it was canceled.
+        ``own``: jobs whose progress differs from the batch's (their own step preview), written
+        in the same transaction."""
         now = time.time()
+        own = {j: p for j, p in (own or {}).items() if j in job_ids}
+        shared = [j for j in job_ids if j not in own]
+        groups = [(shared, progress)] if shared else []
+        groups += [([job_id], mine) for job_id, mine in own.items()]
         with self.engines.write.begin() as conn:
-            rows = conn.execute(
-                update(jobs)
-                .where(jobs.c.id.in_(list(job_ids)), jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING)
-                .values(progress=progress, lease_expires_at=now + self.lease_s, updated_at=now)
-                .returning(jobs.c.id, jobs.c.cancel_requested)
-            ).all()
+            rows = [
+                row
+                for ids, values in groups
+                for row in conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_(list(ids)), jobs.c.lease_owner == worker_id, jobs.c.status == RUNNING)
+                    .values(progress=values, lease_expires_at=now + self.lease_s, updated_at=now)
+                    .returning(jobs.c.id, jobs.c.cancel_requested)
+                ).all()
+            ]
             for row in rows:
                 outbox.on_progress(conn, row.id)
             notify(conn, [row.id for row in rows])

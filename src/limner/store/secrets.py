@@ -19,6 +19,7 @@ from limner.store.schema import server_secrets
 
 WEBHOOK_SECRET = "webhook_signing"  # noqa: S105 - the name of a stored secret, not one
 FILE_URL_KEY = "file_url_signing"
+REALTIME_SECRET = "realtime_lane"  # noqa: S105 - API processes authenticate to workers' real-time lanes
 
 
 def get_or_create(engines: Engines, name: str, make: Callable[[], str]) -> str:

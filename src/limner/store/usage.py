@@ -242,3 +242,16 @@ def jobs_in_window(engines: Engines, api_key_id: str | None, window_s: float) ->
             select(func.count(), func.min(jobs.c.created_at)).where(key, jobs.c.created_at > since)
         ).first()
     return (int(row[0]), row[1]) if row else (0, None)
+
+
+def record_rows(engines: Engines, rows: list[dict[str, Any]]) -> None:
+    """Usage rows made by whoever ran the work without a job row (the real-time lane's
+    sessions: one row per session flush, not per frame), under the same lock as
+    ``UsageStore.record_new`` so rows still commit in ``seq`` order on PostgreSQL."""
+    if not rows:
+        return
+    maker = pg_insert if engines.dialect == "postgresql" else sqlite_insert
+    with engines.write.begin() as conn:
+        if engines.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(786002)"))
+        conn.execute(maker(job_usage).on_conflict_do_nothing(index_elements=["job_id"]), rows)

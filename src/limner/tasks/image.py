@@ -59,7 +59,7 @@ class _Generation(TaskInput):
     """Fields every diffusion image task shares."""
 
     per_item_fields: ClassVar[frozenset[str]] = frozenset(
-        {"prompt", "negative_prompt", "seed", "num_outputs", "output_format"}
+        {"prompt", "negative_prompt", "seed", "num_outputs", "output_format", "preview"}
     )
     file_fields: ClassVar[dict[str, str]] = {"control_image": "image", "ip_adapter_image": "image"}
     limit_fields: ClassVar[frozenset[str]] = SIZE_LIMITS | {
@@ -102,6 +102,11 @@ class _Generation(TaskInput):
     )
     ip_adapter_scale: float | None = Field(
         default=None, ge=0, le=2, description="IP-Adapter models: how strongly the reference image steers."
+    )
+    preview: bool | None = Field(
+        default=None,
+        description="Step previews while denoising (progress.preview_url): true turns them on (every "
+        "runtime.preview_every steps, or 4), false off; absent: the model's default.",
     )
     loras: list[LoraWeight] = Field(
         default_factory=list,

@@ -34,6 +34,7 @@ from limner.tiny.sd import build_sd
 from limner.tiny.shap_e import build_shap_e, build_shap_e_img2img
 from limner.tiny.stable_audio import build_stable_audio
 from limner.tiny.svd import build_svd
+from limner.tiny.taesd import build_taesd
 from limner.tiny.wan import build_wan, build_wan_i2v
 
 __all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny", "is_built"]
@@ -64,6 +65,7 @@ _MODELS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
         "sd-controlnet": build_sd_controlnet,
         "ip-adapter-sd": build_ip_adapter_sd,
         "depth-anything": build_depth_anything,
+        "taesd": build_taesd,
     }
 )
 _BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({**_PIPELINES, **_MODELS})
