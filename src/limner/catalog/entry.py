@@ -192,6 +192,7 @@ class CatalogEntry(BaseModel):
         placeholders = {
             name: "x" for name, field in model.model_fields.items() if field.is_required() and name not in self.defaults
         }
+        placeholders.update({k: v for k, v in model.catalog_placeholders.items() if k not in self.defaults})
         try:
             parsed = model.model_validate({**placeholders, **self.defaults})
         except ValidationError as exc:

@@ -143,6 +143,15 @@ FAMILIES: Final = MappingProxyType(
                 frozenset({"text-to-3d", "image-to-3d"}),
                 requires=(*VIDEO, "trimesh"),
             ),
+            # Text: causal language models (chat templates from the tokenizer) and
+            # vision-language models (an image and a prompt to text).
+            Family(
+                "transformers-causal-lm",
+                "limner.adapters.transformers_causal_lm",
+                frozenset({"text-generation"}),
+                quantization=frozenset({"nf4"}),
+                requires=TRANSFORMERS,
+            ),
         )
     }
 )

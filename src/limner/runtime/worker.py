@@ -28,7 +28,7 @@ from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
 from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
-from limner.runtime.accounting import count_outputs, job_usage
+from limner.runtime.accounting import count_outputs, job_usage, per_token
 from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
@@ -319,14 +319,18 @@ class Worker:
             }
         )
         inference_s = times["ran"] - times["loaded"]
-        result["usage"] = job_usage(
-            entry,
-            self.settings,
-            self.device,
-            output,
-            inference_s=inference_s,
-            batch_outputs=int(times["outputs"]),
-            batch_jobs=batch_size,
+        # A text job's token counts (output.extra's usage) stay beside its device time and cost.
+        result["usage"] = per_token(
+            {**result.get("usage", {})}
+            | job_usage(
+                entry,
+                self.settings,
+                self.device,
+                output,
+                inference_s=inference_s,
+                batch_outputs=int(times["outputs"]),
+                batch_jobs=batch_size,
+            )
         )
         register = None
         if entry.task == TRAINING_TASK and output.files.get("lora"):

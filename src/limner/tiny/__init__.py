@@ -34,6 +34,7 @@ from limner.tiny.sd import build_sd
 from limner.tiny.shap_e import build_shap_e, build_shap_e_img2img
 from limner.tiny.stable_audio import build_stable_audio
 from limner.tiny.svd import build_svd
+from limner.tiny.text import build_gpt2, build_llama, build_qwen2
 from limner.tiny.wan import build_wan, build_wan_i2v
 
 __all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny", "is_built"]
@@ -64,6 +65,9 @@ _MODELS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
         "sd-controlnet": build_sd_controlnet,
         "ip-adapter-sd": build_ip_adapter_sd,
         "depth-anything": build_depth_anything,
+        "llama": build_llama,
+        "qwen2": build_qwen2,
+        "gpt2": build_gpt2,
     }
 )
 _BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({**_PIPELINES, **_MODELS})
