@@ -65,6 +65,14 @@ models:
     title: Tiny Llama that takes 32 prompt tokens at most
     limits: {max_input_tokens: 32}
     runtime: {dtype: float32, memory_mb: 16}
+  - id: test/small-idefics3
+    task: image-to-text
+    family: transformers-vlm
+    source: tiny://idefics3
+    title: Tiny Idefics3 that takes images of 4096 pixels at most
+    defaults: {max_tokens: 32}
+    limits: {max_input_pixels: 4096, max_output_tokens: 64}
+    runtime: {dtype: float32, memory_mb: 16}
   - id: test/offline-hub
     task: text-to-image
     family: diffusers-image

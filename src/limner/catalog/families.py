@@ -152,6 +152,13 @@ FAMILIES: Final = MappingProxyType(
                 quantization=frozenset({"nf4"}),
                 requires=TRANSFORMERS,
             ),
+            Family(
+                "transformers-vlm",
+                "limner.adapters.transformers_vlm",
+                frozenset({"image-to-text"}),
+                quantization=frozenset({"nf4"}),
+                requires=TRANSFORMERS,
+            ),
         )
     }
 )
