@@ -16,9 +16,11 @@ from limner.api.context import build_context
 from limner.api.middleware.auth import ApiKeyMiddleware
 from limner.api.middleware.bodylimit import BodyLimit
 from limner.api.middleware.request_id import RequestIdMiddleware
+from limner.api.openai import chat as openai_chat
 from limner.api.openai import images as openai_images
 from limner.api.openai import speech as openai_speech
 from limner.api.routes import (
+    any_llm,
     batches,
     cache,
     files,
@@ -41,6 +43,7 @@ from limner.settings import Settings
 log = logging.getLogger("limner.api")
 
 ROUTERS = (
+    any_llm.router,  # before queue.router: its path is one of the queue's /v1/queue/{owner}/{name}
     queue.router,
     run.router,
     models.router,
@@ -58,6 +61,7 @@ ROUTERS = (
     metrics.router,
     openai_images.router,
     openai_speech.router,
+    openai_chat.router,
 )
 
 
