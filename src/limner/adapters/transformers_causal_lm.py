@@ -36,7 +36,10 @@ from limner.adapters.text_steps import Generated, check_input_tokens, eos_token_
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ModelUnavailable
 from limner.progress import Stage
-from limner.tasks.text import TextGenerationInput
+from limner.tasks.text import PromptEnhancementInput, TextGenerationInput
+
+# prompt-enhancement jobs run as a chat made from the entry's template for the target family.
+TextInput = TextGenerationInput | PromptEnhancementInput
 
 CAUSAL_LM: Any = AutoModelForCausalLM  # transformers' auto-class wrapper confuses mypy's view of it
 # A hub snapshot without the pickled duplicates (pytorch_model.bin) or GGUF files some repos hold.
@@ -52,12 +55,13 @@ class TextModel:
 
 @dataclass(frozen=True)
 class Row:
-    """One job's prompt, as token ids and attention mask."""
+    """One job's prompt, as token ids and attention mask, and its stop strings."""
 
     inputs: dict[str, Any]
+    stop: list[str]
 
 
-class CausalLMAdapter(FamilyAdapter[TextGenerationInput, Row, Generated]):
+class CausalLMAdapter(FamilyAdapter[TextInput, Row, Generated]):
     stage = Stage.GENERATING
     rows_per_call = 1  # one generate() per job: its own seed, stop strings and max_tokens
 
@@ -85,33 +89,34 @@ class CausalLMAdapter(FamilyAdapter[TextGenerationInput, Row, Generated]):
 
     # -- 2. check ----------------------------------------------------------------------------
 
-    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[TextGenerationInput]) -> None:
-        check_input_tokens(len(prompt_ids(model.handle, item.input)), entry.limits)
+    def check(self, model: LoadedModel, entry: CatalogEntry, item: WorkItem[TextInput]) -> None:
+        check_input_tokens(len(prompt_ids(model.handle, chat_of(entry, item.input))), entry.limits)
 
     # -- 3. prepare --------------------------------------------------------------------------
 
     def prepare(
-        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextGenerationInput]], ctx: RunContext
+        self, model: LoadedModel, entry: CatalogEntry, items: list[WorkItem[TextInput]], ctx: RunContext
     ) -> list[list[Row]]:
         import torch
 
         ctx.stage(Stage.PREPARING)
         rows = []
         for item in items:
-            ids = torch.tensor([prompt_ids(model.handle, item.input)], device=model.device)
-            rows.append([Row({"input_ids": ids, "attention_mask": torch.ones_like(ids)})])
+            chat = chat_of(entry, item.input)
+            ids = torch.tensor([prompt_ids(model.handle, chat)], device=model.device)
+            rows.append([Row({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, chat.stop)])
         return rows
 
     # -- 4. call -----------------------------------------------------------------------------
 
-    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextGenerationInput, Row]) -> list[Generated]:
+    def call(self, model: LoadedModel, entry: CatalogEntry, chunk: Chunk[TextInput, Row]) -> list[Generated]:
         text: TextModel = model.handle
         made = generate(
             text.model,
             chunk,
             chunk.rows[0].inputs,
             text.tokenizer,
-            stop=chunk.input.stop,
+            stop=chunk.rows[0].stop,
             eos_ids=text.eos_ids,
             call_args=dict(entry.call_args),
         )
@@ -123,11 +128,16 @@ class CausalLMAdapter(FamilyAdapter[TextGenerationInput, Row, Generated]):
         self,
         model: LoadedModel,
         entry: CatalogEntry,
-        item: WorkItem[TextGenerationInput],
+        item: WorkItem[TextInput],
         results: list[Generated],
         ctx: RunContext,
     ) -> JobOutput:
-        return results[0].output()
+        output = results[0].output()
+        if isinstance(item.input, PromptEnhancementInput):
+            key, template, _chat = item.input.render(entry.prompt_templates)
+            output.extra["output"] = output.extra["output"].strip()
+            output.extra["template"] = {"family": key, "version": template.version}
+        return output
 
 
 def make_adapter() -> CausalLMAdapter:
@@ -178,6 +188,13 @@ def memory_levers(entry: CatalogEntry, device: str, dtype: Any) -> dict[str, Any
 
 
 # -- preparing ---------------------------------------------------------------------------------
+
+
+def chat_of(entry: CatalogEntry, spec: TextInput) -> TextGenerationInput:
+    """A text-generation job's own input; a prompt-enhancement job's chat from its template."""
+    if isinstance(spec, PromptEnhancementInput):
+        return spec.render(entry.prompt_templates)[2]
+    return spec
 
 
 def prompt_ids(text: TextModel, spec: TextGenerationInput) -> list[int]:

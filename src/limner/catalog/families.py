@@ -148,7 +148,7 @@ FAMILIES: Final = MappingProxyType(
             Family(
                 "transformers-causal-lm",
                 "limner.adapters.transformers_causal_lm",
-                frozenset({"text-generation"}),
+                frozenset({"text-generation", "prompt-enhancement"}),
                 quantization=frozenset({"nf4"}),
                 requires=TRANSFORMERS,
             ),

@@ -33,6 +33,7 @@ from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.enhance import enhance
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
@@ -208,8 +209,13 @@ class Worker:
             loaded = self.residency.get(entry, ctx.report_load)
             times["loaded"] = time.time()
             items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
+            items, enhanced = enhance(self.catalog, entry, items, ctx, lambda e: self._resident(e, ctx))
+            if enhanced:  # the enhance model may have been loaded in its place: the image model again
+                loaded = self.residency.get(entry, ctx.report_load)
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
+            for job, output in zip(jobs, outputs, strict=False):
+                output.extra.update(enhanced.get(job.id, {}))
             times["ran"] = time.time()
             self.residency.fit(entry)  # LoRAs loaded by the batch count against the budget
             if len(outputs) != len(jobs):
@@ -366,6 +372,11 @@ class Worker:
         if family not in self._adapters:
             self._adapters[family] = load_adapter(family)
         return self._adapters[family]
+
+    def _resident(self, entry: CatalogEntry, ctx: BatchContext) -> tuple[Adapter, LoadedModel]:
+        """Another entry's model for this batch (an enhance model), resident like any other."""
+        loaded = self.residency.get(entry, ctx.report_load)
+        return self._adapter(entry.family), loaded
 
     def _load(self, entry: CatalogEntry, report: LoadReporter) -> tuple[Adapter, LoadedModel]:
         """Load an entry's model for the residency. The stage is ``loading`` from the start,

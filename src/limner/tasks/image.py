@@ -103,6 +103,11 @@ class _Generation(TaskInput):
     ip_adapter_scale: float | None = Field(
         default=None, ge=0, le=2, description="IP-Adapter models: how strongly the reference image steers."
     )
+    enhance_prompt: bool | str | None = Field(
+        default=None,
+        description="Rewrite the prompt with an enhance model first: true (the default one) or a "
+        "prompt-enhancement model id. The result's prompt_used is the prompt the image was made from.",
+    )
     loras: list[LoraWeight] = Field(
         default_factory=list,
         max_length=16,

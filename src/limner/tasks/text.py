@@ -168,3 +168,71 @@ class TextOutput(BaseModel):
 
     output: str
     finish_reason: FinishReason
+
+
+class PromptTemplate(BaseModel):
+    """How an enhance model is asked to rewrite a prompt for one target family, versioned: the
+    version is recorded in every result, so a changed template shows in the results it made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1, description="Bump it whenever the template's text changes.")
+    system: str = Field(description="The system turn: what a good prompt for the target looks like.")
+    user: str = Field(
+        default="{prompt}",
+        description="The user turn; {prompt}, {brief} and {caption} are filled in (empty when not given).",
+    )
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> PromptTemplate:
+        try:
+            self.user.format(prompt="", brief="", caption="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"user template: only {{prompt}}, {{brief}} and {{caption}} may be filled in ({exc})"
+            ) from exc
+        return self
+
+
+DEFAULT_TEMPLATE = "default"
+
+
+class PromptEnhancementInput(_Sampling):
+    """A short prompt (and, optionally, a brief and a caption of a reference image) to rewrite
+    as a detailed prompt for a target image family, with the enhance model's template for it."""
+
+    per_item_fields: ClassVar[frozenset[str]] = frozenset({"prompt", "brief", "caption", "seed"})
+
+    prompt: str = Field(min_length=1, description="The short prompt to enhance.")
+    brief: str | None = Field(default=None, description="What the user wants: style, mood, use.")
+    caption: str | None = Field(default=None, description="A description of a reference image (image-to-text).")
+    target_family: str = Field(
+        default=DEFAULT_TEMPLATE,
+        description="The image family the prompt is for (diffusers-image, wan, …): picks the template.",
+    )
+    max_tokens: int = Field(default=120, ge=1, description="Most tokens of the enhanced prompt.")
+
+    def check_limits(self, limits: Limits) -> None:
+        chars = len(self.prompt) + len(self.brief or "") + len(self.caption or "")
+        self.check_sampling(limits, chars, "prompt")
+
+    def render(self, templates: dict[str, PromptTemplate]) -> tuple[str, PromptTemplate, TextGenerationInput]:
+        """(template key, template, the chat it makes) for this input's target family."""
+        key = self.target_family if self.target_family in templates else DEFAULT_TEMPLATE
+        template = templates.get(key)
+        if template is None:
+            raise InvalidInput(
+                f"target_family={self.target_family!r}: this enhance model has no template for it and no "
+                f"{DEFAULT_TEMPLATE!r} one (templates: {', '.join(sorted(templates)) or 'none'})",
+                loc=("body", "target_family"),
+            )
+        user = template.user.format(prompt=self.prompt, brief=self.brief or "", caption=self.caption or "")
+        chat = TextGenerationInput(
+            prompt=user.strip() or self.prompt,
+            system_prompt=template.system,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+        )
+        return key, template, chat
