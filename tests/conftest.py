@@ -50,6 +50,47 @@ models:
     defaults: {width: 64, height: 64, num_inference_steps: 4, guidance_scale: 5.0}
     limits: {max_width: 128, max_height: 128, max_steps: 5000}
     runtime: {dtype: float32, controlnet: "tiny://sd-controlnet", control_type: canny, memory_mb: 64}
+  - id: test/slow-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama with room for many tokens (for streaming and cancel tests)
+    limits: {max_output_tokens: 1900}
+    runtime: {dtype: float32, memory_mb: 16}
+    call_args: {min_new_tokens: 1900}  # random weights end turns at random: never here
+  - id: test/short-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama that takes 32 prompt tokens at most
+    limits: {max_input_tokens: 32}
+    runtime: {dtype: float32, memory_mb: 16}
+  - id: test/nf4-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in 4-bit NF4 (CUDA only)
+    runtime: {quantization: nf4, offload: model}
+  - id: test/fp16-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in float16 (GPU only)
+    runtime: {dtype: float16}
+  - id: test/bf16-llama
+    task: text-generation
+    family: transformers-causal-lm
+    source: tiny://llama
+    title: Tiny Llama in bfloat16 (runs on the CPU)
+    runtime: {dtype: bfloat16, memory_mb: 16}
+  - id: test/small-idefics3
+    task: image-to-text
+    family: transformers-vlm
+    source: tiny://idefics3
+    title: Tiny Idefics3 that takes images of 4096 pixels at most
+    defaults: {max_tokens: 32}
+    limits: {max_input_pixels: 4096, max_output_tokens: 64}
+    runtime: {dtype: float32, memory_mb: 16}
   - id: test/offline-hub
     task: text-to-image
     family: diffusers-image

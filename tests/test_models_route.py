@@ -68,6 +68,7 @@ def test_a_tasks_declared_limits_cover_every_limit_its_checks_read(task: str) ->
     limits = Recording(**entry.limits.model_dump())
     spec.input_model.schema_limits(limits)
     placeholders = {n: "x" for n, f in spec.input_model.model_fields.items() if f.is_required()}
+    placeholders |= spec.input_model.catalog_placeholders  # text-generation: a prompt or messages
     spec.input_model.model_validate({**placeholders, **entry.defaults}).check_limits(limits)
     read = limits.__dict__.get("_read", set())
     assert read <= set(spec.input_model.limit_names()), read - set(spec.input_model.limit_names())

@@ -13,6 +13,7 @@ from limner.api.job_options import RequestOptions, job_options
 from limner.api.tenancy import Caller, caller_of
 from limner.cache.modes import HEADER as CACHE_HEADER
 from limner.cache.modes import requested_mode
+from limner.catalog.enhancers import enhancer_of
 from limner.catalog.inputs import finalize_input, parse_input
 from limner.errors import InvalidInput
 from limner.intake.build import JobOptions, new_job, store_inputs
@@ -109,6 +110,7 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     entry = target
     options = _options(ctx, caller, priority, key, extra, requested_mode(entry, request.headers.get(CACHE_HEADER)))
     parsed = parse_input(entry, body)
+    enhancer_of(ctx.catalog, getattr(parsed, "enhance_prompt", None))  # an unknown enhance model: 422 now
     parsed = await run_in_threadpool(
         store_inputs, parsed, entry, ctx.storage, ctx.base_url(request), caller, _policy(ctx), ctx.loras
     )

@@ -16,9 +16,11 @@ from limner.api.context import build_context
 from limner.api.middleware.auth import ApiKeyMiddleware
 from limner.api.middleware.bodylimit import BodyLimit
 from limner.api.middleware.request_id import RequestIdMiddleware
+from limner.api.openai import chat as openai_chat
 from limner.api.openai import images as openai_images
 from limner.api.openai import speech as openai_speech
 from limner.api.routes import (
+    any_llm,
     batches,
     cache,
     files,
@@ -43,6 +45,7 @@ from limner.settings import Settings
 log = logging.getLogger("limner.api")
 
 ROUTERS = (
+    any_llm.router,  # before queue.router: its path is one of the queue's /v1/queue/{owner}/{name}
     queue.router,
     run.router,
     models.router,
@@ -62,6 +65,7 @@ ROUTERS = (
     openai_speech.router,
     replay_routes.router,
     realtime_routes.router,
+    openai_chat.router,
 )
 
 

@@ -11,6 +11,7 @@ from limner.catalog.families import FAMILIES
 from limner.catalog.options import CacheOptions, QualityOptions
 from limner.errors import LimitExceeded
 from limner.tasks import TASK_IDS, TASKS, Limits
+from limner.tasks.text import PromptTemplate
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # pip://<distribution>[/<model>]: model files shipped inside an installed Python package (piper
@@ -156,6 +157,10 @@ class CatalogEntry(BaseModel):
     )
     cache: CacheOptions = Field(default_factory=CacheOptions)
     quality: QualityOptions = Field(default_factory=QualityOptions)
+    prompt_templates: dict[str, PromptTemplate] = Field(
+        default_factory=dict,
+        description="prompt-enhancement models: a versioned template per target family (and a default one).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -195,6 +200,10 @@ class CatalogEntry(BaseModel):
         pip_parts = self.source.removeprefix("pip://").split("/")
         if self.source.startswith("pip://") and (len(pip_parts) > 2 or not all(pip_parts)):
             raise ValueError(f"source {self.source!r} must look like pip://<distribution>[/<model>]")
+        if self.task == "prompt-enhancement" and "default" not in self.prompt_templates:
+            raise ValueError("a prompt-enhancement entry needs prompt_templates with a 'default' template")
+        if self.prompt_templates and self.task != "prompt-enhancement":
+            raise ValueError("prompt_templates belong to prompt-enhancement entries")
         self._check_defaults()
         return self
 
@@ -209,6 +218,7 @@ class CatalogEntry(BaseModel):
         placeholders = {
             name: "x" for name, field in model.model_fields.items() if field.is_required() and name not in self.defaults
         }
+        placeholders.update({k: v for k, v in model.catalog_placeholders.items() if k not in self.defaults})
         try:
             parsed = model.model_validate({**placeholders, **self.defaults})
         except ValidationError as exc:

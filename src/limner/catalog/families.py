@@ -143,6 +143,22 @@ FAMILIES: Final = MappingProxyType(
                 frozenset({"text-to-3d", "image-to-3d"}),
                 requires=(*VIDEO, "trimesh"),
             ),
+            # Text: causal language models (chat templates from the tokenizer) and
+            # vision-language models (an image and a prompt to text).
+            Family(
+                "transformers-causal-lm",
+                "limner.adapters.transformers_causal_lm",
+                frozenset({"text-generation", "prompt-enhancement"}),
+                quantization=frozenset({"nf4"}),
+                requires=TRANSFORMERS,
+            ),
+            Family(
+                "transformers-vlm",
+                "limner.adapters.transformers_vlm",
+                frozenset({"image-to-text"}),
+                quantization=frozenset({"nf4"}),
+                requires=TRANSFORMERS,
+            ),
         )
     }
 )

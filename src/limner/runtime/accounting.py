@@ -44,3 +44,12 @@ def job_usage(
         "usd_per_gpu_hour": price,
         "cost_usd": round(compute * price / 3600, 6),
     }
+
+
+def per_token(usage: dict[str, Any]) -> dict[str, Any]:
+    """A text job's usage with its cost per generated token (device time shared by token)."""
+    tokens = usage.get("output_tokens")
+    if isinstance(tokens, int) and tokens > 0:
+        usage["compute_s_per_output_token"] = round(usage["compute_s"] / tokens, 6)
+        usage["cost_usd_per_output_token"] = round(usage["cost_usd"] / tokens, 9)
+    return usage

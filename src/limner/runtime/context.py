@@ -96,11 +96,14 @@ class BatchContext:
             self._dirty = True
         self._write_if_due()
 
-    def figures(self, values: dict[str, Any]) -> None:
-        """The current stage's own figures (a training job's loss), shown in its progress."""
+    def figures(self, values: dict[str, Any], *, now: bool = False) -> None:
+        """The current stage's own figures (a training job's loss, the text so far), shown in
+        its progress; ``now`` writes them at once (a text job's first token)."""
         with self._lock:
             self._figures = dict(values)
             self._dirty = True
+        if now:
+            self._write()
 
     def preview(self, job_id: str, url: str) -> None:
         """The job's latest step preview: in its progress from now on, written at once (a

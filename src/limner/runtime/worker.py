@@ -29,11 +29,12 @@ from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
 from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
-from limner.runtime.accounting import count_outputs, job_usage
+from limner.runtime.accounting import count_outputs, job_usage, per_token
 from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
+from limner.runtime.enhance import enhance
 from limner.runtime.previews import PreviewSink
 from limner.runtime.provenance import environment, model_provenance, result_provenance
 from limner.runtime.realtime import RealtimeLane
@@ -228,9 +229,14 @@ class Worker:
             loaded = self.residency.get(entry, ctx.report_load)
             times["loaded"] = time.time()
             items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
+            items, enhanced = enhance(self.catalog, entry, items, ctx, lambda e: self._resident(e, ctx))
+            if enhanced:  # the enhance model may have been loaded in its place: the image model again
+                loaded = self.residency.get(entry, ctx.report_load)
             adapter = self._adapter(entry.family)
             outputs = adapter.run(loaded, entry, items, ctx)
             previews.close()  # the last preview is written before the jobs complete
+            for job, output in zip(jobs, outputs, strict=False):
+                output.extra.update(enhanced.get(job.id, {}))
             times["ran"] = time.time()
             self.residency.fit(entry)  # LoRAs loaded by the batch count against the budget
             if len(outputs) != len(jobs):
@@ -344,14 +350,18 @@ class Worker:
             }
         )
         inference_s = times["ran"] - times["loaded"]
-        result["usage"] = job_usage(
-            entry,
-            self.settings,
-            self.device,
-            output,
-            inference_s=inference_s,
-            batch_outputs=int(times["outputs"]),
-            batch_jobs=batch_size,
+        # A text job's token counts (output.extra's usage) stay beside its device time and cost.
+        result["usage"] = per_token(
+            {**result.get("usage", {})}
+            | job_usage(
+                entry,
+                self.settings,
+                self.device,
+                output,
+                inference_s=inference_s,
+                batch_outputs=int(times["outputs"]),
+                batch_jobs=batch_size,
+            )
         )
         register = None
         if entry.task == TRAINING_TASK and output.files.get("lora"):
@@ -387,6 +397,11 @@ class Worker:
         if family not in self._adapters:
             self._adapters[family] = load_adapter(family)
         return self._adapters[family]
+
+    def _resident(self, entry: CatalogEntry, ctx: BatchContext) -> tuple[Adapter, LoadedModel]:
+        """Another entry's model for this batch (an enhance model), resident like any other."""
+        loaded = self.residency.get(entry, ctx.report_load)
+        return self._adapter(entry.family), loaded
 
     def _load(self, entry: CatalogEntry, report: LoadReporter) -> tuple[Adapter, LoadedModel]:
         """Load an entry's model for the residency. The stage is ``loading`` from the start,

@@ -12,6 +12,7 @@ from limner.tasks.image import ImageToImageInput, InpaintingInput, TextToImageIn
 from limner.tasks.mesh import ImageTo3DInput, TextTo3DInput
 from limner.tasks.segment import BackgroundRemovalInput, SegmentationInput
 from limner.tasks.speech import TextToSpeechInput
+from limner.tasks.text import ImageToTextInput, PromptEnhancementInput, TextGenerationInput
 from limner.tasks.training import LoraTrainingInput
 from limner.tasks.upscale import UpscaleInput
 from limner.tasks.video import ImageToVideoInput, TextToVideoInput
@@ -31,6 +32,9 @@ TASK_IDS: Final[tuple[str, ...]] = (
     "image-to-3d",
     "composite",
     "lora-training",
+    "text-generation",
+    "image-to-text",
+    "prompt-enhancement",
 )
 
 # A workflow's own job (limner.workflows): not a model's task, so it has no schema of its own;
@@ -60,6 +64,17 @@ TASKS: Final = MappingProxyType(
                 "lora",
                 "LoRA training (DreamBooth)",
                 ("checkpoints", "loss_curve", "stopped_early", "best_checkpoint"),
+            ),
+            TaskSpec("text-generation", TextGenerationInput, "output", "Text generation (chat)", ("finish_reason",)),
+            TaskSpec(
+                "image-to-text", ImageToTextInput, "output", "Image to text (captions, questions)", ("finish_reason",)
+            ),
+            TaskSpec(
+                "prompt-enhancement",
+                PromptEnhancementInput,
+                "output",
+                "Prompt enhancement (a short prompt to a detailed one for a target image family)",
+                ("finish_reason", "template"),
             ),
         )
     }

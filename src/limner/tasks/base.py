@@ -69,6 +69,9 @@ class Limits(BaseModel):
     )
     max_loras: int = Field(default=4, ge=0, description="Most LoRAs one image request may apply at once.")
     max_lora_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest LoRA file a request may name.")
+    # Text generation and image-to-text (tokens of the model's own tokenizer).
+    max_input_tokens: int = Field(default=4096, ge=1, description="Longest prompt, chat template included (tokens).")
+    max_output_tokens: int = Field(default=1024, ge=1, description="Most tokens one request may generate.")
 
 
 # The limits a file input of each kind is checked against (bytes, and pixels or duration).
@@ -95,6 +98,9 @@ class TaskInput(BaseModel):
     # The Limits this task's checks read (file-input limits follow from file_fields): what
     # /v1/models shows for a model of the task, and nothing else.
     limit_fields: ClassVar[frozenset[str]] = frozenset()
+    # Values that make a bare input valid where one of several fields is needed (a text
+    # prompt or messages): the catalog checks an entry's defaults with them filled in.
+    catalog_placeholders: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def limit_names(cls, refused: Iterable[str] = ()) -> tuple[str, ...]:

@@ -108,6 +108,11 @@ class _Generation(TaskInput):
         description="Step previews while denoising (progress.preview_url): true turns them on (every "
         "runtime.preview_every steps, or 4), false off; absent: the model's default.",
     )
+    enhance_prompt: bool | str | None = Field(
+        default=None,
+        description="Rewrite the prompt with an enhance model first: true (the default one) or a "
+        "prompt-enhancement model id. The result's prompt_used is the prompt the image was made from.",
+    )
     loras: list[LoraWeight] = Field(
         default_factory=list,
         max_length=16,

@@ -35,6 +35,8 @@ from limner.tiny.shap_e import build_shap_e, build_shap_e_img2img
 from limner.tiny.stable_audio import build_stable_audio
 from limner.tiny.svd import build_svd
 from limner.tiny.taesd import build_taesd
+from limner.tiny.text import build_gpt2, build_llama, build_qwen2
+from limner.tiny.vlm import build_idefics3
 from limner.tiny.wan import build_wan, build_wan_i2v
 
 __all__ = ["TINY_MODEL_NAMES", "TINY_NAMES", "build_tiny", "is_built"]
@@ -66,6 +68,10 @@ _MODELS: Mapping[str, Callable[[Path], None]] = MappingProxyType(
         "ip-adapter-sd": build_ip_adapter_sd,
         "depth-anything": build_depth_anything,
         "taesd": build_taesd,
+        "llama": build_llama,
+        "qwen2": build_qwen2,
+        "gpt2": build_gpt2,
+        "idefics3": build_idefics3,
     }
 )
 _BUILDERS: Mapping[str, Callable[[Path], None]] = MappingProxyType({**_PIPELINES, **_MODELS})
@@ -80,6 +86,7 @@ _MARKERS: Mapping[str, str] = MappingProxyType(
         **{name: "config.json" for name in _MODELS},
         "ip-adapter-sd": "models/ip-adapter_sd15.safetensors",
         "depth-anything": "preprocessor_config.json",  # written last
+        "idefics3": "processor_config.json",  # written last
     }
 )
 # Builders reseed torch's global RNG per component: serialise in-process builds
