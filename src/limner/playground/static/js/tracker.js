@@ -11,6 +11,8 @@ export function track({ model, requestId, input, onDone }) {
   const state = h("span.state", {}, badge("submitted", "queued"));
   const position = h("span.position.muted.small");
   const stage = h("div.stage.small");
+  const timeline = h("div.timeline.small.muted"); // every stage this run went through
+  const seen = [];
   const bar = h("div", {});
   const eta = h("span.eta.muted.small");
   const preview = h("img.step-preview", { alt: "step preview", hidden: true, style: "max-width:256px;image-rendering:pixelated" });
@@ -22,7 +24,7 @@ export function track({ model, requestId, input, onDone }) {
   const link = h("a.small", { href: `#/request/${model.id}/${requestId}` }, requestId);
   const el = h("section.panel.run", { dataset: { request: requestId } },
     h("div.toolbar", {}, state, position, link, cancel),
-    stage, h("div.progress", {}, bar), eta, graph, training?.el, preview, logs, result);
+    stage, timeline, h("div.progress", {}, bar), eta, graph, training?.el, preview, logs, result);
 
   async function doCancel() {
     cancel.disabled = true;
@@ -37,6 +39,7 @@ export function track({ model, requestId, input, onDone }) {
     position.textContent = status.state === "queued" && status.queue_position !== undefined ? `position ${status.queue_position + 1} in the queue` : "";
     stage.textContent = p.total ? `${p.stage} ${p.step}/${p.total}` : p.stage || "";
     stage.dataset.stage = p.stage || "";
+    if (p.stage && seen.at(-1) !== p.stage) { seen.push(p.stage); timeline.textContent = seen.join(" → "); timeline.dataset.stages = seen.join("|"); }
     bar.style.width = `${status.status === "COMPLETED" && status.state === "succeeded" ? 100 : p.percent || 0}%`;
     eta.textContent = p.eta_s !== null && p.eta_s !== undefined && status.status !== "COMPLETED" ? `about ${Math.ceil(p.eta_s)} s left` : "";
     if (p.preview_url) { preview.src = p.preview_url; preview.hidden = false; }
