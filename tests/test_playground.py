@@ -476,3 +476,50 @@ def test_api_keys_each_project_sees_only_its_own(browser: BrowserContext, tmp_pa
                 tab.close()
     finally:
         keyed.stop()
+
+
+def test_a_mesh_shows_its_turntable_and_a_rotatable_glb(page: Page, server: Server) -> None:
+    page.goto(f"{server.base}/#/model/limner/tiny-shap-e")
+    page.fill("#field-prompt", "a chair")
+    page.fill("#field-seed", "2")
+    page.click("#advanced summary")
+    page.fill("#field-mesh_resolution", "8")
+    page.fill("#field-preview_frames", "4")
+    page.check('[data-name="output_formats"] input[value="glb"]')
+    page.click("#submit")
+    run = run_card(page)
+    expect(run).to_have_attribute("data-state", "succeeded")
+    expect(run.locator("video")).to_have_count(1)  # the turntable preview
+    viewer = run.locator("model-viewer")
+    expect(viewer).to_have_count(1)
+    # The vendored viewer (served by limner, no network) defines the element and loads the GLB.
+    page.wait_for_function("() => customElements.get('model-viewer') !== undefined")
+    page.wait_for_function("() => document.querySelector('#runs model-viewer').loaded === true")
+    shot(page, "mesh")
+
+
+def test_a_training_shows_its_loss_curve_and_checkpoints(page: Page, server: Server) -> None:
+    with server.client() as http:
+        images = [
+            http.post("/v1/files", files={"file": (f"{i}.png", png(c), "image/png")}).json()["url"]
+            for i, c in enumerate([(200, 40, 40), (40, 200, 40)])
+        ]
+        body = {
+            "images": images,
+            "trigger_word": "sks",
+            "steps": 8,
+            "resolution": 32,
+            "checkpoint_every": 4,
+            "validation_prompts": ["a photo of sks"],
+        }
+        answer = http.post("/v1/queue/limner/train-lora-tiny-sd", json=body)
+        assert answer.status_code == 202, answer.text
+        job = answer.json()["request_id"]
+    page.goto(f"{server.base}/#/request/limner/train-lora-tiny-sd/{job}")
+    # Followed live, then shown finished: the result's loss curve and each checkpoint's images.
+    curve = page.locator(".request-main .training svg.curve path")
+    expect(curve).to_have_count(1)
+    expect(page.locator(".request-main .checkpoint")).to_have_count(2)
+    expect(page.locator(".request-main .checkpoint img").first).to_be_visible()
+    assert (curve.get_attribute("d") or "").count("L") >= 1
+    shot(page, "training")

@@ -145,9 +145,15 @@ const CONTROLS = {
     const typed = (v) => p.enum.find((e) => String(e) === v);
     return { el, get: () => (el.value === "" ? undefined : typed(el.value)), set: (v) => (el.value = v) };
   },
+  // A nullable boolean left alone is not sent (the server's default applies). `preview` (step
+  // previews) starts on: the playground is where people watch them.
   boolean(name, p, id) {
     const el = h("input", { id, name, type: "checkbox" });
-    return { el: h("div.row", {}, el), get: () => el.checked, set: (v) => (el.checked = Boolean(v)) };
+    let touched = !p.nullable || name === "preview";
+    if (name === "preview") el.checked = true;
+    el.addEventListener("change", () => (touched = true));
+    const set = (v) => { el.checked = Boolean(v); touched = true; };
+    return { el: h("div.row", {}, el), get: () => (touched ? el.checked : undefined), set };
   },
   multi(name, p, id) {
     const boxes = p.items.enum.map((v) => h("input", { type: "checkbox", value: v, name }));

@@ -30,7 +30,7 @@ export function trainingView() {
       curve.replaceChildren(lossCurve(points));
       const made = status.checkpoints || result?.checkpoints || [];
       checkpoints.replaceChildren(...made.map((c) => h("div.checkpoint", {},
-        h("p.small", {}, `step ${c.step} · loss ${c.loss ?? "?"}`, " · ", h("a", { href: c.url, download: "" }, "weights")),
+        h("p.small", {}, `step ${c.step} · loss ${typeof c.loss === "number" ? c.loss.toFixed(4) : "?"}`, " · ", h("a", { href: c.url, download: "" }, "weights")),
         h("div.gallery", {}, (c.validation_images || []).map((v) => h("img", { src: v.url, alt: `step ${c.step}` }))))));
     },
   };
