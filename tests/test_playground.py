@@ -242,9 +242,13 @@ def test_form_submit_shows_progress_then_the_image(page: Page, server: Server) -
     assert page.input_value("#field-seed").isdigit()
     page.fill("#field-prompt", "a lighthouse at dusk")
     page.fill("#field-seed", "11")
-    page.fill("#field-num_inference_steps", "12")
+    # Enough steps that denoising lasts far longer than the worker's coalescing of progress
+    # writes (at most one every 0.2 s), so the stream has denoising updates to deliver.
+    page.fill("#field-num_inference_steps", "300")
     page.click("#submit")
     run = run_card(page)
+    expect(run.locator(".stage")).to_have_attribute("data-stage", "denoising")
+    assert 0 < float(run.locator(".progress > div").evaluate("bar => parseFloat(bar.style.width)")) <= 100
     expect(run).to_have_attribute("data-done", "true")
     expect(run).to_have_attribute("data-state", "succeeded")
     stages = (run.locator(".timeline").get_attribute("data-stages") or "").split("|")
