@@ -527,3 +527,28 @@ def test_a_training_shows_its_loss_curve_and_checkpoints(page: Page, server: Ser
     expect(page.locator(".request-main .checkpoint img").first).to_be_visible()
     assert (curve.get_attribute("d") or "").count("L") >= 1
     shot(page, "training")
+
+
+def test_replay_and_diff_when_the_server_has_them(page: Page, server: Server) -> None:
+    with server.client() as http:
+        paths = http.get("/openapi.json").json()["paths"]
+        if "/v1/requests/{request_id}/replay" not in paths or "/v1/requests/{a}/diff/{b}" not in paths:
+            page.goto(f"{server.base}/#/history")  # the page hides both: check it says nothing of them
+            job = http.get("/v1/requests", params={"status": "succeeded", "limit": 1}).json()["requests"][0]
+            page.goto(f"{server.base}/#/request/{job['model_id']}/{job['request_id']}")
+            expect(page.locator("#code")).to_be_visible()
+            assert page.locator("#replay").count() == 0 and page.locator("#diff").count() == 0
+            pytest.skip("this server has no replay and diff routes (the backend half of issue 15)")
+        jobs = []
+        for seed in (31, 32):
+            body = {"prompt": "the same twice", "seed": seed, "num_inference_steps": 2}
+            jobs.append(http.post("/v1/queue/test/ui-sd", json=body).json()["request_id"])
+            wait_done(http, "test/ui-sd", jobs[-1])
+    page.goto(f"{server.base}/#/request/test/ui-sd/{jobs[0]}")
+    page.click("#replay")
+    expect(page.locator(".replay-verdict")).to_have_text("identical outputs")
+    page.fill("#diff-other", jobs[1])
+    page.click("#diff")
+    expect(page.locator("table.differences")).to_contain_text("seed")
+    expect(page.locator(".diff-verdict")).to_contain_text("the outputs differ")
+    shot(page, "replay-diff")

@@ -102,16 +102,17 @@ async function extras(requestId) {
     hasRoute("/v1/requests/{request_id}/replay", "post"),
     hasRoute("/v1/requests/{a}/diff/{b}", "get"),
   ]);
-  const out = h("pre.extra-out", { hidden: true });
-  const showAnswer = (answer) => { out.hidden = false; out.textContent = JSON.stringify(answer, null, 2); };
+  const out = h("div.extra-out");
   const fail = (el) => (error) => {
     if (error.status === 404 && error.type === "not_found") el.remove(); // the server has no such route
-    else showAnswer({ error: error.message });
+    else fill(out, h("p.error", {}, error.message));
   };
   if (replay) {
     const button = h("button", { id: "replay", onclick: () => {
       button.disabled = true;
-      api(`/v1/requests/${requestId}/replay`, { method: "POST" }).then(showAnswer, fail(button)).finally(() => (button.disabled = false));
+      fill(out, h("p.small.muted", {}, "running it again…"));
+      api(`/v1/requests/${requestId}/replay`, { method: "POST" }).then((a) => fill(out, replayView(a)), fail(button))
+        .finally(() => (button.disabled = false));
     } }, "Replay and check it is identical");
     box.append(h("h2", {}, "Reproduce"), button);
   }
@@ -121,10 +122,33 @@ async function extras(requestId) {
     api("/v1/requests?limit=50&top_level=true").then((p) => ids.append(...p.requests.filter((r) => r.request_id !== requestId)
       .map((r) => h("option", { value: r.request_id }, `${r.model_id} ${when(r.created_at)}`)))).catch(() => {});
     const row = h("div.toolbar", {}, other, ids, h("button", { id: "diff", onclick: () => {
-      if (other.value.trim()) api(`/v1/requests/${requestId}/diff/${other.value.trim()}`).then(showAnswer, fail(row));
+      if (other.value.trim()) api(`/v1/requests/${requestId}/diff/${other.value.trim()}`).then((d) => fill(out, diffView(d)), fail(row));
     } }, "Diff"));
     box.append(h("h2", {}, "Compare with another request"), row);
   }
   box.append(out);
   return box;
+}
+
+const verdict = (outputs) => (!outputs ? "outputs not comparable yet (both must have succeeded)"
+  : outputs.identical ? "identical outputs" : "the outputs differ");
+
+function replayView(answer) {
+  const link = answer.request_id && answer.response_url
+    ? h("a", { href: `#/request/${answer.response_url.split("/v1/queue/")[1]?.split("/requests/")[0]}/${answer.request_id}` }, answer.request_id) : null;
+  return h("div.replay", {},
+    h("p.replay-verdict", { dataset: { identical: String(Boolean(answer.comparison?.identical)) } },
+      answer.comparison ? verdict(answer.comparison) : `still ${answer.status || answer.state}: diff it once it ends`),
+    link ? h("p.small", {}, "replayed as ", link) : null,
+    h("details", {}, h("summary.small", {}, "answer"), h("pre", {}, JSON.stringify(answer, null, 2))));
+}
+
+function diffView(answer) {
+  const rows = answer.differences || [];
+  const show = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+  return h("div.diff", {},
+    h("p.diff-verdict", {}, `${rows.length} difference${rows.length === 1 ? "" : "s"} in input, model and environment; ${verdict(answer.outputs)}`),
+    rows.length ? h("table.differences", {}, h("thead", {}, h("tr", {}, h("th", {}, "what"), h("th", {}, answer.a?.slice(0, 8) || "a"), h("th", {}, answer.b?.slice(0, 8) || "b"))),
+      h("tbody", {}, rows.map((d) => h("tr", {}, h("td", {}, h("code", {}, d.path)), h("td.small", {}, show(d.a)), h("td.small", {}, show(d.b)))))) : null,
+    h("details", {}, h("summary.small", {}, "answer"), h("pre", {}, JSON.stringify(answer, null, 2))));
 }

@@ -2,7 +2,7 @@
 // out in columns by depth: a step sits one column right of the deepest step it needs.
 import { s } from "./dom.js";
 
-const W = 150, H = 46, GAP_X = 60, GAP_Y = 18;
+const W = 180, H = 46, GAP_X = 60, GAP_Y = 18;
 
 export function workflowGraph(steps, statuses) {
   const byId = new Map(steps.map((st) => [st.id, st]));
@@ -42,10 +42,13 @@ export function workflowGraph(steps, statuses) {
     const { x, y } = place.get(st.id);
     const run = status.get(st.id);
     const state = run?.status || "pending";
-    svg.append(s("g", { class: `box ${state}`, "data-step": st.id, "data-status": state },
+    const box = s("g", { class: `box ${state}`, "data-step": st.id, "data-status": state },
+      s("title", {}, `${st.id}: ${st.model}${run?.error ? ` — ${run.error}` : ""}`),
       s("rect", { x, y, width: W, height: H }),
       s("text", { x: x + 8, y: y + 18, "font-weight": "600" }, st.id + (st.for_each ? " (each)" : "")),
-      s("text", { x: x + 8, y: y + 35 }, `${state}${run?.cached ? " · cached" : ""} · ${st.model.split("/").pop()}`.slice(0, 24))));
+      s("text", { x: x + 8, y: y + 35 }, `${state}${run?.cached ? " · cached" : ""} · ${st.model.split("/").pop()}`.slice(0, 28)));
+    // A step that ran links to its own request (its result, logs and input).
+    svg.append(run?.request_id ? s("a", { href: `#/request/${st.model}/${run.request_id}` }, box) : box);
   }
   return svg;
 }
