@@ -254,6 +254,9 @@ def test_form_submit_shows_progress_then_the_image(page: Page, server: Server) -
     stages = (run.locator(".timeline").get_attribute("data-stages") or "").split("|")
     assert "denoising" in stages and stages[-1] == "completed", stages
     assert "succeeded" in run.locator(".logs").inner_text()
+    if page.locator("#field-preview").count():  # a server with step previews: on by default here
+        assert page.is_checked("#field-preview")
+        assert "/v1/files/" in (run.locator("img.step-preview").get_attribute("src") or "")
     image = run.locator("img.result-image")
     expect(image).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth === 64", arg=image.element_handle())

@@ -102,19 +102,20 @@ async function extras(requestId) {
     hasRoute("/v1/requests/{request_id}/replay", "post"),
     hasRoute("/v1/requests/{a}/diff/{b}", "get"),
   ]);
-  const out = h("div.extra-out");
-  const fail = (el) => (error) => {
+  const replayOut = h("div.replay-out");
+  const diffOut = h("div.diff-out");
+  const fail = (el, out) => (error) => {
     if (error.status === 404 && error.type === "not_found") el.remove(); // the server has no such route
     else fill(out, h("p.error", {}, error.message));
   };
   if (replay) {
     const button = h("button", { id: "replay", onclick: () => {
       button.disabled = true;
-      fill(out, h("p.small.muted", {}, "running it again…"));
-      api(`/v1/requests/${requestId}/replay`, { method: "POST" }).then((a) => fill(out, replayView(a)), fail(button))
+      fill(replayOut, h("p.small.muted", {}, "running it again…"));
+      api(`/v1/requests/${requestId}/replay`, { method: "POST" }).then((a) => fill(replayOut, replayView(a)), fail(button, replayOut))
         .finally(() => (button.disabled = false));
     } }, "Replay and check it is identical");
-    box.append(h("h2", {}, "Reproduce"), button);
+    box.append(h("h2", {}, "Reproduce"), button, replayOut);
   }
   if (diff) {
     const other = h("input", { type: "text", id: "diff-other", placeholder: "another request id", list: "diff-ids" });
@@ -122,11 +123,10 @@ async function extras(requestId) {
     api("/v1/requests?limit=50&top_level=true").then((p) => ids.append(...p.requests.filter((r) => r.request_id !== requestId)
       .map((r) => h("option", { value: r.request_id }, `${r.model_id} ${when(r.created_at)}`)))).catch(() => {});
     const row = h("div.toolbar", {}, other, ids, h("button", { id: "diff", onclick: () => {
-      if (other.value.trim()) api(`/v1/requests/${requestId}/diff/${other.value.trim()}`).then((d) => fill(out, diffView(d)), fail(row));
+      if (other.value.trim()) api(`/v1/requests/${requestId}/diff/${other.value.trim()}`).then((d) => fill(diffOut, diffView(d)), fail(row, diffOut));
     } }, "Diff"));
-    box.append(h("h2", {}, "Compare with another request"), row);
+    box.append(h("h2", {}, "Compare with another request"), row, diffOut);
   }
-  box.append(out);
   return box;
 }
 
