@@ -309,10 +309,26 @@ def test_upload_an_input_file_by_picker_and_by_drop(page: Page, server: Server, 
     )
     expect(page.locator("#field-image")).not_to_have_value(first)
     dropped = page.input_value("#field-image")
+    # Paste: a file on the clipboard, pasted into the URL field.
+    page.evaluate(
+        """async () => {
+            const canvas = Object.assign(document.createElement("canvas"), {width: 64, height: 64});
+            const g = canvas.getContext("2d"); g.fillStyle = "#2e8b57"; g.fillRect(0, 0, 64, 64);
+            const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+            const data = new DataTransfer();
+            data.items.add(new File([blob], "green.png", {type: "image/png"}));
+            document.querySelector("#field-image")
+                .dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true}));
+        }"""
+    )
+    expect(page.locator("#field-image")).not_to_have_value(dropped)
+    pasted = page.input_value("#field-image")
+    page.fill("#field-image", dropped)
     assert dropped.startswith(f"{server.base}/v1/files/"), dropped
     with server.client() as http:
         colour = Image.open(io.BytesIO(http.get(dropped).content)).convert("RGB").getpixel((5, 5))
-    assert colour == (30, 144, 255)
+        green = Image.open(io.BytesIO(http.get(pasted).content)).convert("RGB").getpixel((5, 5))
+    assert colour == (30, 144, 255) and green == (46, 139, 87)
     page.fill("#field-prompt", "the same, in oil")
     page.fill("#field-seed", "3")
     page.click("#submit")
@@ -555,3 +571,45 @@ def test_replay_and_diff_when_the_server_has_them(page: Page, server: Server) ->
     expect(page.locator("table.differences")).to_contain_text("seed")
     expect(page.locator(".diff-verdict")).to_contain_text("the outputs differ")
     shot(page, "replay-diff")
+
+
+def test_a_mask_is_drawn_over_its_image(page: Page, server: Server, tmp_path: Path) -> None:
+    picture = Image.new("RGB", (96, 96), (250, 250, 250))
+    picture.paste((200, 30, 30), (28, 28, 68, 68))
+    path = tmp_path / "object.png"
+    picture.save(path)
+    page.goto(f"{server.base}/#/model/limner/grabcut-background-removal")
+    page.set_input_files("#field-image-file", str(path))
+    expect(page.locator('[data-name="image"] .upload-state')).to_contain_text("uploaded")
+    page.click("#submit")
+    run = run_card(page)
+    expect(run).to_have_attribute("data-state", "succeeded")
+    overlay = run.locator(".overlay")
+    expect(overlay.locator("img.mask")).to_be_visible()
+    assert overlay.locator("img").first.get_attribute("src") == page.input_value("#field-image")
+    run.locator('input[aria-label="mask opacity"]').fill("0.9")
+    assert overlay.locator("img.mask").evaluate("m => m.style.opacity") == "0.9"
+    shot(page, "mask")
+
+
+def test_speech_plays_in_an_audio_player(page: Page, server: Server) -> None:
+    page.goto(f"{server.base}/#/model/limner/piper-joe-us")
+    page.fill("#field-text", "Hello from the playground.")
+    page.click("#submit")
+    run = run_card(page)
+    expect(run).to_have_attribute("data-state", "succeeded")
+    audio = run.locator("audio")
+    expect(audio).to_have_count(1)
+    page.wait_for_function("a => a.readyState >= 1 && a.duration > 0.3", arg=audio.element_handle())
+    shot(page, "speech")
+
+
+def test_a_queued_job_shows_its_position_and_can_be_cancelled(page: Page, server: Server) -> None:
+    page.goto(f"{server.base}/#/model/test/ui-unserved")  # no worker serves it: it stays queued
+    page.fill("#field-prompt", "waits its turn")
+    page.click("#submit")
+    run = run_card(page)
+    expect(run).to_have_attribute("data-state", "queued")
+    expect(run.locator(".position")).to_contain_text("in the queue")
+    run.locator("button.cancel").click()
+    expect(run).to_have_attribute("data-state", "canceled")

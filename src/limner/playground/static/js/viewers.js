@@ -53,7 +53,7 @@ export function maskOverlay(imageUrl, maskUrl) {
 export function resultView(body, input) {
   const files = filesOf(body);
   const texts = Object.entries(body || {}).filter(([k, v]) => typeof v === "string" && /text|output|caption|transcript/.test(k));
-  const facts = [body?.seed !== undefined ? `seed ${body.seed}` : null, body?.timings?.inference_s ? `${body.timings.inference_s} s inference` : null,
+  const facts = [body?.seed !== undefined && body?.seed !== null ? `seed ${body.seed}` : null, body?.timings?.inference_s ? `${body.timings.inference_s} s inference` : null,
     body?.cache?.hit ? "cache hit" : null].filter(Boolean).join(" · ");
   return h("div.result-view", {},
     h("div.gallery", {}, files.map((f) => fileView(f, input ?? body?.input))),
