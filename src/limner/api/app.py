@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from limner import __version__
+from limner import __version__, playground
 from limner.api import errors
 from limner.api.background import Coordinators, Housekeeper, Periodic, Reaper, UsageRecorder
 from limner.api.context import build_context
@@ -110,6 +110,7 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    playground.mount(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, auth=ctx.auth, files=ctx.file_signer)
     app.add_middleware(RequestIdMiddleware)

@@ -21,6 +21,7 @@ from limner.api.errors import send_error
 from limner.api.file_urls import FILES_PREFIX, FileUrlSigner
 from limner.api.tenancy import Caller
 from limner.errors import Forbidden, LimnerError, Unauthorized
+from limner.playground import is_public
 from limner.storage.base import project_of_key
 from limner.store.keys import ApiKey, KeyStore
 
@@ -92,7 +93,7 @@ class ApiKeyMiddleware:
         self.files = files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         enabled = self.auth.cached()
