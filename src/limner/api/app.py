@@ -29,6 +29,7 @@ from limner.api.routes import (
     models,
     queue,
     requests,
+    routing,
     run,
     status_ws,
     usage,
@@ -58,6 +59,7 @@ ROUTERS = (
     metrics.router,
     openai_images.router,
     openai_speech.router,
+    routing.router,
 )
 
 
