@@ -105,7 +105,10 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
         options = _options(ctx, caller, priority, key, extra, "off", 1)
         job = await run_in_threadpool(route_job, target, body, options, ctx.catalog, budget)
         job_id.set(job.id)
-        return await ctx.submitter.submit(job)
+        submitted = await ctx.submitter.submit(job)
+        if submitted.created:  # its first attempt starts now, not at the next coordinator sweep
+            await run_in_threadpool(ctx.routes.advance_soon, submitted.job_id)
+        return submitted
     if isinstance(target, WorkflowEntry):
         mode = workflow_cache_mode(request.headers.get(CACHE_HEADER))
         options = _options(ctx, caller, priority, key, extra, mode, target.max_attempts)

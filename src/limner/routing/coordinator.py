@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from limner import progress
 from limner.catalog.loader import Catalog
@@ -87,6 +88,13 @@ class RouteCoordinator:
                 log.warning("route job %s: %s", job_id, exc.message)
         return done
 
+    def advance_soon(self, job_id: str) -> None:
+        """Advance a route job just submitted; a failure here is left to the sweep."""
+        try:
+            self.advance(job_id)
+        except (LimnerError, DBAPIError) as exc:
+            log.warning("route job %s: the sweep will start it (%s)", job_id, exc)
+
     def advance(self, job_id: str) -> int:
         with self.engines.write.begin() as conn:
             query = select(jobs).where(
@@ -122,10 +130,12 @@ class RouteCoordinator:
             if last is not None and last.status == FAILED:
                 error_type = last.error_type or "internal_error"
                 if error_type not in route.retry_on:
-                    self._fail(conn, job, error_type, f"{last.model_id}: {last.error}")
+                    said = last.error or error_type
+                    self._fail(
+                        conn, job, error_type, said if said.startswith(last.model_id) else f"{last.model_id}: {said}"
+                    )
                     return 1
                 self.health.failed(conn, last.model_id, error_type, route.cooldown.failures, route.cooldown.seconds)
-                _note(conn, job.id, "attempt", last.model_id, {"error_type": error_type})
             self._next(conn, job, route, children)
         return 1
 
