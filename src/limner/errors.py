@@ -187,6 +187,20 @@ class StorageUnavailable(LimnerError):
     retryable = True
 
 
+class ProviderOverloaded(LimnerError):
+    """A hosted provider said 429 (or is at its concurrency): try later, or elsewhere."""
+
+    status_code = 503
+    error_type = "overloaded"
+
+
+class ProviderError(LimnerError):
+    """A hosted provider failed on its side (5xx, a broken answer, the connection went)."""
+
+    status_code = 502
+    error_type = "server_error"
+
+
 # error_type -> class, so a stored failure maps back to its HTTP status.
 ERROR_TYPES: dict[str, type[LimnerError]] = {
     cls.error_type: cls
@@ -216,6 +230,8 @@ ERROR_TYPES: dict[str, type[LimnerError]] = {
         QuotaExceeded,
         StoreUnavailable,
         StorageUnavailable,
+        ProviderOverloaded,
+        ProviderError,
     )
 }
 

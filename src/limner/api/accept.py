@@ -19,6 +19,8 @@ from limner.errors import InvalidInput
 from limner.intake.build import JobOptions, new_job, store_inputs
 from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
+from limner.routing.spec import RouteEntry
+from limner.routing.submit import BUDGET_HEADER, latency_budget, route_job
 from limner.store.records import Submitted
 from limner.store.states import PRIORITIES
 from limner.workflows.spec import WorkflowEntry
@@ -99,6 +101,15 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     caller = caller_of(request)
     if ctx.quotas.active:
         await run_in_threadpool(ctx.quotas.check, caller.key_id)
+    if isinstance(target, RouteEntry):
+        budget = latency_budget(request.headers.get(BUDGET_HEADER))
+        options = _options(ctx, caller, priority, key, extra, "off", 1)
+        job = await run_in_threadpool(route_job, target, body, options, ctx.catalog, budget)
+        job_id.set(job.id)
+        submitted = await ctx.submitter.submit(job)
+        if submitted.created:  # its first attempt starts now, not at the next coordinator sweep
+            await run_in_threadpool(ctx.routes.advance_soon, submitted.job_id)
+        return submitted
     if isinstance(target, WorkflowEntry):
         mode = workflow_cache_mode(request.headers.get(CACHE_HEADER))
         options = _options(ctx, caller, priority, key, extra, mode, target.max_attempts)

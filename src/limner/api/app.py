@@ -31,6 +31,7 @@ from limner.api.routes import (
     models,
     queue,
     requests,
+    routing,
     run,
     status_ws,
     usage,
@@ -66,6 +67,7 @@ ROUTERS = (
     replay_routes.router,
     realtime_routes.router,
     openai_chat.router,
+    routing.router,
 )
 
 

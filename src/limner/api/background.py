@@ -116,7 +116,9 @@ class Coordinators(Periodic):
 
     def _step(self) -> None:
         worked = False
-        while self.ctx.workflows.run_once() + self.ctx.batch_runner.run_once():  # all there is, then a tick
+        ctx = self.ctx
+        # All there is, then a tick.
+        while ctx.workflows.run_once() + ctx.batch_runner.run_once() + ctx.routes.run_once():
             worked = True
         self.idle = 0 if worked else min(self.idle + 1, self.IDLE_FACTOR)
 

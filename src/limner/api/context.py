@@ -23,6 +23,7 @@ from limner.catalog.availability import HubEnv, HubProbe
 from limner.net.fetch import FetchPolicy
 from limner.quality.store import QualityStore
 from limner.quotas import QuotaGate, load_quotas
+from limner.routing.coordinator import RouteCoordinator
 from limner.settings import Settings
 from limner.storage import storage_for
 from limner.store.batches import BatchStore
@@ -68,6 +69,7 @@ class ApiContext:
     batches: BatchStore
     batch_runner: BatchCoordinator
     loras: LoraStore
+    routes: RouteCoordinator
 
     def base_url(self, request: Request) -> str:
         """Absolute URLs in responses use the configured public URL, else the request's own."""
@@ -136,6 +138,7 @@ def build_context(settings: Settings, catalog: Catalog | None = None) -> ApiCont
             max_job_attempts=settings.max_attempts,
         ),
         loras=LoraStore(engines),
+        routes=RouteCoordinator(engines, catalog, storage.inner, jobs, settings.public_url),
     )
 
 

@@ -16,7 +16,7 @@ from limner.tasks.text import PromptTemplate
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # pip://<distribution>[/<model>]: model files shipped inside an installed Python package (piper
 # voices, Real-ESRGAN ncnn models, mediapipe tflite models; see limner.adapters.packaged).
-SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://", "builtin://")
+SOURCE_SCHEMES = ("hf://", "file://", "tiny://", "pip://", "builtin://", "https://")
 
 
 ControlType = Literal["canny", "depth", "pose"]
@@ -126,6 +126,18 @@ class RuntimeOptions(BaseModel):
         description="The tiny autoencoder (diffusers AutoencoderTiny) that decodes step previews: hf://madebyollin/"
         "taesd, taesdxl, taef1, or tiny://taesd; none: a linear latent-to-RGB map (4-channel latents).",
     )
+    # Hosted providers (remote families): the key's environment variable, never the key itself.
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="A remote family's provider key: the name of the environment variable that holds it.",
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=256, description="A remote family's calls in flight at once, per provider and worker."
+    )
+    usd_per_output: float | None = Field(
+        default=None, ge=0, description="A remote family's price of one output file (goes to usage)."
+    )
 
 
 class CatalogEntry(BaseModel):
@@ -197,6 +209,11 @@ class CatalogEntry(BaseModel):
         for name, source in {"source": self.source, **self.components}.items():
             if not source.startswith(SOURCE_SCHEMES):
                 raise ValueError(f"{name} {source!r} must start with one of {', '.join(SOURCE_SCHEMES)}")
+        if family.remote != self.source.startswith("https://"):
+            kind = "a hosted provider: its source is an https:// URL" if family.remote else "local"
+            raise ValueError(f"family {self.family!r} is {kind} (source {self.source!r})")
+        if family.remote and self.runtime.api_key_env is None:
+            raise ValueError(f"family {self.family!r} needs runtime.api_key_env (the variable that holds the key)")
         pip_parts = self.source.removeprefix("pip://").split("/")
         if self.source.startswith("pip://") and (len(pip_parts) > 2 or not all(pip_parts)):
             raise ValueError(f"source {self.source!r} must look like pip://<distribution>[/<model>]")
@@ -227,6 +244,11 @@ class CatalogEntry(BaseModel):
             parsed.check_limits(self.limits)
         except LimitExceeded as exc:
             raise ValueError(f"defaults break the entry's own limits: {exc.message}") from exc
+
+    @property
+    def remote(self) -> bool:
+        """Served by a hosted provider (a remote family): no device, no weights here."""
+        return FAMILIES[self.family].remote
 
     @property
     def owner(self) -> str:

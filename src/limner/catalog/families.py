@@ -22,6 +22,7 @@ SVD_FIELDS: Final = frozenset({"motion_bucket_id", "noise_aug_strength"})
 DIFFUSERS: Final = ("torch", "diffusers", "transformers")
 TRANSFORMERS: Final = ("torch", "transformers")
 VIDEO: Final = (*DIFFUSERS, "av")
+REMOTE_TASKS: Final = frozenset({"text-to-image", "text-to-video", "text-to-audio", "text-to-speech", "text-to-3d"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Family:
     requires: tuple[str, ...] = DIFFUSERS
     # The model repositories ship Python code: entries run only with runtime.trust_remote_code.
     needs_remote_code: bool = False
+    # A hosted provider reached over its own protocol (https source, a key from the
+    # environment): a worker with no GPU serves it, and a call holds no device slot.
+    remote: bool = False
 
     def refused_fields(self, runtime: Mapping[str, Any]) -> frozenset[str]:
         """The fields an entry with these runtime options refuses."""
@@ -136,6 +140,16 @@ FAMILIES: Final = MappingProxyType(
                 frozenset({"text-to-video"}),
                 unsupported_fields=SVD_FIELDS,
                 requires=VIDEO,
+            ),
+            # Hosted providers: text-only tasks (an input file would have to be sent to the
+            # provider, which these families do not do yet).
+            Family("fal-queue", "limner.adapters.fal_queue", REMOTE_TASKS, requires=("httpx",), remote=True),
+            Family(
+                "openai-images",
+                "limner.adapters.openai_images",
+                frozenset({"text-to-image"}),
+                requires=("httpx",),
+                remote=True,
             ),
             Family(
                 "shap-e",

@@ -18,9 +18,10 @@ from pydantic import ValidationError
 
 from limner.catalog.entry import CatalogEntry
 from limner.errors import CatalogError, UnknownModel
+from limner.routing.spec import RouteEntry
 from limner.workflows.spec import WorkflowEntry
 
-SECTIONS = ("models", "workflows")
+SECTIONS = ("models", "workflows", "routes")
 
 
 class Catalog:
@@ -29,7 +30,12 @@ class Catalog:
     Iterating yields the models; ``workflows()`` the workflows; ``callable(id)`` either kind,
     for the routes that take any of them."""
 
-    def __init__(self, entries: Iterable[CatalogEntry], workflows: Iterable[WorkflowEntry] = ()) -> None:
+    def __init__(
+        self,
+        entries: Iterable[CatalogEntry],
+        workflows: Iterable[WorkflowEntry] = (),
+        routes: Iterable[RouteEntry] = (),
+    ) -> None:
         self._entries: dict[str, CatalogEntry] = {}
         for entry in entries:
             self._entries[entry.id] = entry
@@ -37,6 +43,10 @@ class Catalog:
         both = sorted(set(self._entries) & set(self._workflows))
         if both:
             raise CatalogError(f"{both[0]} is both a model and a workflow; ids must be unique")
+        self._routes: dict[str, RouteEntry] = {r.id: r for r in routes}
+        taken = sorted((set(self._entries) | set(self._workflows)) & set(self._routes))
+        if taken:
+            raise CatalogError(f"{taken[0]} is both a route and a model or workflow; ids must be unique")
 
     def get(self, model_id: str) -> CatalogEntry:
         entry = self._entries.get(model_id)
@@ -46,10 +56,19 @@ class Catalog:
             )
         return entry
 
-    def callable(self, model_id: str) -> CatalogEntry | WorkflowEntry:
-        """The model or workflow with this id (a 404 naming it otherwise)."""
+    def callable(self, model_id: str) -> CatalogEntry | WorkflowEntry | RouteEntry:
+        """The model, workflow or route with this id (a 404 naming it otherwise)."""
+        route = self._routes.get(model_id)
+        if route is not None:
+            return route
         workflow = self._workflows.get(model_id)
         return workflow if workflow is not None else self.get(model_id)
+
+    def route(self, route_id: str) -> RouteEntry | None:
+        return self._routes.get(route_id)
+
+    def routes(self) -> list[RouteEntry]:
+        return sorted(self._routes.values(), key=lambda r: r.id)
 
     def workflow(self, workflow_id: str) -> WorkflowEntry | None:
         return self._workflows.get(workflow_id)
@@ -121,6 +140,20 @@ def parse_entries(text: str, origin: str) -> list[CatalogEntry]:
 PendingWorkflow = tuple[WorkflowEntry, str, int]
 
 
+# A route to check once every model is known: (entry, origin, line).
+PendingRoute = tuple[RouteEntry, str, int]
+
+
+def parse_routes(text: str, origin: str) -> list[PendingRoute]:
+    routes = []
+    for index, (item, line) in enumerate(read_sections(text, origin).get("routes", [])):
+        try:
+            routes.append((RouteEntry.model_validate(item), origin, line))
+        except ValidationError as exc:
+            raise CatalogError(f"{origin}:{line}: route {_name(item, index)}: {one_line(exc)}") from None
+    return routes
+
+
 def parse_file(text: str, origin: str) -> tuple[list[CatalogEntry], list[PendingWorkflow]]:
     sections = read_sections(text, origin)
     entries = []
@@ -148,6 +181,7 @@ def default_entries() -> list[CatalogEntry]:
 
 def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
     entries, pending = parse_file(_default_text(), "default catalog")
+    routes = parse_routes(_default_text(), "default catalog")
     for path in extra_files:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -156,6 +190,7 @@ def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
         more, flows = parse_file(text, str(path))
         entries.extend(more)
         pending.extend(flows)
+        routes.extend(parse_routes(text, str(path)))
     models = {e.id: e for e in entries}
     workflows: dict[str, WorkflowEntry] = {}
     for workflow, _origin, _line in pending:  # later files override earlier workflows too
@@ -167,4 +202,14 @@ def load_catalog(extra_files: Iterable[Path] = ()) -> Catalog:
             workflow.check_against(models)
         except ValueError as exc:
             raise CatalogError(f"{origin}:{line}: workflow {workflow.id}: {exc}") from None
-    return Catalog(entries, workflows.values())
+    chosen: dict[str, RouteEntry] = {}
+    for route, _origin, _line in routes:  # later files override earlier routes too
+        chosen[route.id] = route
+    for route, origin, line in routes:
+        if chosen[route.id] is not route:
+            continue
+        try:
+            route.check_against(models)
+        except ValueError as exc:
+            raise CatalogError(f"{origin}:{line}: route {route.id}: {exc}") from None
+    return Catalog(entries, workflows.values(), chosen.values())

@@ -33,6 +33,15 @@ def job_usage(
     """A job's share of its batch's device time: by outputs (an image of a batch of 8 costs
     an eighth of the forward pass), or by jobs when nothing was produced."""
     outputs = count_outputs(output)
+    if entry.runtime.usd_per_output is not None:  # a hosted provider: priced per output, no device time
+        return {
+            "device": "remote",
+            "outputs": outputs,
+            "compute_s": 0.0,
+            "compute_s_per_output": None,
+            "usd_per_output": entry.runtime.usd_per_output,
+            "cost_usd": round(outputs * entry.runtime.usd_per_output, 6),
+        }
     share = outputs / batch_outputs if batch_outputs else 1 / max(batch_jobs, 1)
     compute = max(inference_s, 0.0) * share
     price = price_per_hour(entry, settings, device)

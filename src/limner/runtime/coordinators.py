@@ -18,6 +18,7 @@ from limner.batches.coordinator import BatchCoordinator
 from limner.catalog import Catalog
 from limner.errors import LimnerError
 from limner.net.fetch import FetchPolicy
+from limner.routing.coordinator import RouteCoordinator
 from limner.settings import Settings
 from limner.storage import Storage
 from limner.store.engine import Engines
@@ -43,6 +44,7 @@ class WorkerCoordinators:
         self.enabled = settings.coordinate
         self.poll_s = settings.coordinate_poll_s
         self.workflows = WorkflowCoordinator(engines, catalog, storage, jobs, base)
+        self.routes = RouteCoordinator(engines, catalog, storage, jobs, base)
         policy = FetchPolicy.create(settings.fetch_allow_hosts, settings.fetch_timeout_s)
         self.batches = BatchCoordinator(
             engines, catalog, storage, jobs, base, policy, max_job_attempts=settings.max_attempts
@@ -70,7 +72,7 @@ class WorkerCoordinators:
         try:
             advanced = 0
             for parent in sorted({j.parent_id for j in jobs if j.parent_id}):
-                advanced += self.workflows.advance(parent)
+                advanced += self.workflows.advance(parent) + self.routes.advance(parent)
             for batch in sorted({j.batch_id for j in jobs if j.batch_id}):
                 advanced += self.batches.advance(batch)
             if advanced:
@@ -83,7 +85,7 @@ class WorkerCoordinators:
         while not self._stop.wait(self.poll_s * max(idle, 1)):
             try:
                 worked = False
-                while self.workflows.run_once() + self.batches.run_once():
+                while self.workflows.run_once() + self.batches.run_once() + self.routes.run_once():
                     worked = True
                     self.wake.set()
                 idle = 0 if worked else min(idle + 1, IDLE_FACTOR)

@@ -29,6 +29,7 @@ from limner.errors import LimnerError, ModelError, OutOfMemory
 from limner.media.images import MediaFile
 from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
+from limner.routing.health import TargetHealth
 from limner.runtime.accounting import count_outputs, job_usage, per_token
 from limner.runtime.checkpoints import JobCheckpoints, register_training
 from limner.runtime.context import BatchContext
@@ -38,6 +39,7 @@ from limner.runtime.enhance import enhance
 from limner.runtime.previews import PreviewSink
 from limner.runtime.provenance import environment, model_provenance, result_provenance
 from limner.runtime.realtime import RealtimeLane
+from limner.runtime.remote_lane import RemoteLane
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
 from limner.settings import Settings
@@ -95,6 +97,9 @@ class Worker:
         self.work_ready = threading.Event()  # the claim loop's wait ends early when set
         self.coordinators = WorkerCoordinators(settings, self.engines, catalog, self.storage, self.work_ready)
         self.stop_event = threading.Event()
+        self.health = TargetHealth(self.engines)
+        # Hosted providers' jobs: claimed and called on the lane's own threads, never here.
+        self.remote = RemoteLane(self)
         self.batches_run = 0
         self._adapters: dict[str, Adapter] = {}
         self._current: BatchContext | None = None
@@ -142,6 +147,7 @@ class Worker:
         reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
         reaper.start()
         self.coordinators.start()
+        self.remote.start()
         return [beat, reaper]
 
     def serve(self) -> None:
@@ -172,6 +178,7 @@ class Worker:
         self.work_ready.set()
         for thread in threads:
             thread.join(timeout=5)
+        self.remote.stop()
         self.coordinators.stop()
         if self.lane is not None:
             self.lane.stop()
@@ -186,7 +193,7 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one batch. Returns False when there was nothing to do."""
-        servable = [e.id for e in self.catalog]
+        servable = [e.id for e in self.catalog if not e.remote]  # remote ones: the remote lane
         pick = self.queue.next_batch_key(self.held_models(), self.settings.affinity_s, servable)
         if pick is None:
             return False
@@ -390,6 +397,26 @@ class Worker:
                 continue
             self.queue.fail(self.id, job.id, exc.error_type, exc.message, retry=exc.retryable)
         self.coordinators.after(jobs)
+
+    # -- for the remote lane ---------------------------------------------------------------
+
+    def adapter_for(self, family: str) -> Adapter:
+        return self._adapter(family)
+
+    def finish_job(
+        self,
+        ctx: BatchContext,
+        entry: CatalogEntry,
+        loaded: LoadedModel,
+        job: Job,
+        output: JobOutput,
+        times: dict[str, float],
+        batch_size: int,
+    ) -> None:
+        self._finish(ctx, entry, loaded, job, output, times, batch_size)
+
+    def fail_jobs(self, ctx: BatchContext, jobs: list[Job], exc: BaseException) -> None:
+        self._fail(ctx, jobs, classify(exc))
 
     # -- models ----------------------------------------------------------------------------
 

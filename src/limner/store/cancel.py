@@ -20,18 +20,24 @@ from limner.store.schema import jobs
 from limner.store.states import CANCELED, QUEUED, RUNNING, move
 from limner.tasks import WORKFLOW_TASK
 
+# The batch key of a route's own job (limner.routing.spec.ROUTE_KEY_PREFIX; not imported from
+# there, which would import the catalog into the store).
+ROUTE_KEY_PREFIX = "route:"
+
 
 def cancel_jobs(conn: Connection, job_ids: Sequence[str], why: str) -> tuple[list[str], list[str]]:
     """Cancel these jobs; returns (canceled now, asked to stop). Finished ones are left alone."""
     if not job_ids:
         return [], []
     rows = conn.execute(
-        select(jobs.c.id, jobs.c.status, jobs.c.task).where(
+        select(jobs.c.id, jobs.c.status, jobs.c.task, jobs.c.batch_key).where(
             jobs.c.id.in_(list(job_ids)), jobs.c.status.in_((QUEUED, RUNNING))
         )
     ).all()
     now = time.time()
-    at_once = [r.id for r in rows if r.status == QUEUED or r.task == WORKFLOW_TASK]
+    # A workflow's or a route's own job is held by no worker: canceled at once, its children after.
+    parents = {r.id for r in rows if r.task == WORKFLOW_TASK or r.batch_key.startswith(ROUTE_KEY_PREFIX)}
+    at_once = [r.id for r in rows if r.status == QUEUED or r.id in parents]
     gone = list(
         conn.execute(
             move(
@@ -46,10 +52,10 @@ def cancel_jobs(conn: Connection, job_ids: Sequence[str], why: str) -> tuple[lis
         ).all()
     )
     for job_id, task in gone:
-        if task == WORKFLOW_TASK:
-            stop_children(conn, job_id, "its workflow was canceled")
+        if job_id in parents:
+            stop_children(conn, job_id, f"its {'workflow' if task == WORKFLOW_TASK else 'route'} was canceled")
     ended(conn, [job_id for job_id, _ in gone])
-    running = [r.id for r in rows if r.status == RUNNING and r.task != WORKFLOW_TASK]
+    running = [r.id for r in rows if r.status == RUNNING and r.id not in parents]
     if running:
         conn.execute(
             update(jobs)

@@ -411,3 +411,30 @@ lora_checkpoints = Table(
     Column("validation", Json, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+# Routes (limner.routing): each target's health, shared by every route, API and worker that
+# uses it: retryable failures in a row and the time its cooldown ends (a provider's 429
+# Retry-After sets it too).
+route_targets = Table(
+    "route_targets",
+    metadata,
+    Column("target", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("cooldown_until", Float, nullable=True),
+    Column("last_error_type", String(64), nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+# What a route decided for one of its jobs besides its attempts (which are its child jobs):
+# the latency budget it was given, targets skipped and why, input fields coerced.
+route_notes = Table(
+    "route_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(300), nullable=True),
+    Column("detail", Json, nullable=False),
+    Index("ix_route_notes_job", "job_id"),
+)

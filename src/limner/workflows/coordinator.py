@@ -36,6 +36,7 @@ from limner.store.notify import notify
 from limner.store.records import Job
 from limner.store.schema import job_events, jobs
 from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, move
+from limner.tasks import WORKFLOW_TASK
 from limner.tenancy import member_of
 from limner.workflows.plan import Child, NewRun, Plan, plan
 from limner.workflows.spec import WorkflowEntry
@@ -59,6 +60,7 @@ class WorkflowCoordinator:
             due = conn.execute(
                 select(jobs.c.id)
                 .where(jobs.c.advance_due, jobs.c.status.in_((QUEUED, RUNNING)))  # the partial index's own term
+                .where(jobs.c.task == WORKFLOW_TASK)  # route jobs are advance_due too (limner.routing)
                 .order_by(jobs.c.rank)
                 .limit(limit)
             ).scalars()
@@ -75,7 +77,7 @@ class WorkflowCoordinator:
 
     def advance(self, job_id: str) -> int:
         with self.engines.write.begin() as conn:
-            query = select(jobs).where(jobs.c.id == job_id, jobs.c.advance_due.is_(True))
+            query = select(jobs).where(jobs.c.id == job_id, jobs.c.advance_due.is_(True), jobs.c.task == WORKFLOW_TASK)
             if self.engines.dialect == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             row = conn.execute(query).first()

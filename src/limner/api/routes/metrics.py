@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from limner.api.context import ApiContext, get_ctx
 from limner.api.metrics import StoreCollector
 from limner.api.tenancy import caller_of, require_admin
+from limner.routing.metrics import RouteCollector
 
 router = APIRouter(tags=["metrics"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
@@ -23,6 +24,7 @@ def registry_of(request: Request, ctx: ApiContext) -> CollectorRegistry:
     if registry is None:
         registry = CollectorRegistry()
         registry.register(StoreCollector(ctx))
+        registry.register(RouteCollector(ctx.engines, ctx.catalog))
         request.app.state.metrics_registry = registry
     return registry
 

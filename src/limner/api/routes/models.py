@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from limner.api.context import ApiContext, get_ctx
 from limner.catalog.availability import Availability, availability
 from limner.catalog.entry import CatalogEntry
+from limner.routing.spec import RouteEntry
 from limner.workflows.spec import WorkflowEntry
 
 router = APIRouter(tags=["models"])
@@ -19,6 +20,15 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 
 def describe(entry: CatalogEntry | WorkflowEntry, available: Availability) -> dict[str, Any]:
     return {**entry.public(), "available": available.as_dict(), "input_schema": entry.input_schema()}
+
+
+def describe_route(ctx: ApiContext, route: RouteEntry, models: dict[str, Availability]) -> dict[str, Any]:
+    """A route as a model: its task, its targets, and the schema every target can honour."""
+    entries = [ctx.catalog.get(t.model) for t in route.targets]
+    ok = [t.model for t in route.targets if (a := models.get(t.model)) is None or a.ok]
+    reason = f"{len(ok)} of {len(entries)} targets available" if ok else "no target is available"
+    available = Availability(bool(ok), reason)
+    return {**route.public(), "available": available.as_dict(), "input_schema": route.input_schema_for(entries)}
 
 
 def workflow_availability(workflow: WorkflowEntry, models: dict[str, Availability]) -> Availability:
@@ -57,12 +67,21 @@ async def list_models(
         for e, a in sorted(listed, key=lambda pair: pair[0].id)
         if (task is None or e.task == task) and (available is None or a.ok == available)
     ]
+    for route in ctx.catalog.routes():
+        shown = describe_route(ctx, route, status)
+        if (task is None or route.task == task) and (available is None or shown["available"]["ok"] == available):
+            models.append(shown)
+    models.sort(key=lambda m: str(m["id"]))
     return {"models": models}
 
 
 @router.get("/v1/models/{owner}/{name}")
 async def show_model(owner: str, name: str, ctx: Ctx) -> dict[str, Any]:
     target = ctx.catalog.callable(f"{owner}/{name}")
+    if isinstance(target, RouteEntry):
+        entries = [ctx.catalog.get(t.model) for t in target.targets]
+        status = await run_in_threadpool(availabilities, ctx, entries)
+        return describe_route(ctx, target, status)
     if isinstance(target, WorkflowEntry):
         steps = [ctx.catalog.get(s.model) for s in target.steps]
         status = await run_in_threadpool(availabilities, ctx, steps)
