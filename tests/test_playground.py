@@ -146,7 +146,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     live.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the
+# main thread while it is open, and later modules' asyncio.run() would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[BrowserContext]:
     profile = tempfile.mkdtemp(prefix="limner-chromium-")
     with sync_playwright() as driver:
