@@ -15,6 +15,7 @@ and saves the trained layers in the format its pipeline's ``load_lora_weights`` 
 from __future__ import annotations
 
 import tempfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ class Latents:
         return sample
 
 
-class Objective:
+class Objective(ABC):
     """The base: a pipeline, its denoiser (``unet`` or ``transformer``) and its noise schedule."""
 
     denoiser_name = "unet"
@@ -64,8 +65,8 @@ class Objective:
 
     # -- encoding (no gradients) -----------------------------------------------------------------
 
-    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+    @abstractmethod
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, ...]: ...
 
     @torch.no_grad()
     def encode_image(self, pixels: torch.Tensor) -> Latents:
@@ -78,9 +79,9 @@ class Objective:
 
     # -- one step ----------------------------------------------------------------------------
 
+    @abstractmethod
     def loss(self, latents: torch.Tensor, cond: list[tuple[torch.Tensor, ...]], generator: torch.Generator) -> Any:
         """Per-sample losses (a vector) for a batch of latents with their prompts' encodings."""
-        raise NotImplementedError
 
     # -- saving ------------------------------------------------------------------------------
 
