@@ -183,7 +183,7 @@ class TrainingContext(RunContext, Protocol):
 
     checkpoints: CheckpointSink | None
 
-    def figures(self, values: dict[str, Any]) -> None:
+    def figures(self, values: dict[str, Any], *, now: bool = False) -> None:
         """Figures of the current stage shown in its progress (``loss``)."""
 
 

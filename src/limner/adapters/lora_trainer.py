@@ -212,6 +212,8 @@ class TrainingRun:
                 if step % interval == 0 or step == total or stopping:
                     self._checkpoint(state, params, optimizer)
                     self.ctx.stage(Stage.TRAINING)
+                    self.chunk.step(step, total)  # back in training at the same step, not at 0
+                    self._figures(state)
                 if stopping:
                     break
             lora = self.objective.lora_file()
@@ -371,12 +373,12 @@ class TrainingRun:
                     f"(best {stop.best_heldout:.4g} at step {stop.best_step})"
                 )
 
-    def _figures(self, state: RunState) -> None:
+    def _figures(self, state: RunState, *, now: bool = False) -> None:
         if isinstance(self.ctx, TrainingContext):
             values: dict[str, Any] = {"loss": round(state.curve[-1], 6)}
             if state.stop.ema is not None:
                 values["loss_avg"] = round(state.stop.ema, 6)
-            self.ctx.figures(values)
+            self.ctx.figures(values, now=now)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -385,7 +387,7 @@ class TrainingRun:
         # looks while it is written (validation images take a while) sees where training is.
         self.ctx.stage(Stage.CHECKPOINTING)
         self.chunk.step(state.step, self.spec.steps)
-        self._figures(state)
+        self._figures(state, now=True)  # written at once: a checkpoint is rare, and clients watch for it
         lora = self.objective.lora_file()
         images = [encode_image(self._draw(p, self.seed + i), "png") for i, p in enumerate(self.spec.validation_prompts)]
         loss = sum(state.curve[-10:]) / len(state.curve[-10:]) if state.curve else None
