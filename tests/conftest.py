@@ -331,3 +331,8 @@ def live(catalogs: tuple[Path, Path]) -> Iterator[Live]:
 def http(live: Live) -> Iterator[httpx.Client]:
     with live.client() as client:
         yield client
+
+
+# -- the routing tests' provider and router (session-wide: shared by the modules that use them) --
+
+from tests.routing_stack import stack  # noqa: E402, F401

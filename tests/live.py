@@ -39,10 +39,13 @@ def start_live(
     env: Mapping[str, str] | None = None,
     scheme: str = "http",
     verify: str | bool = True,
+    home: Path | None = None,
+    port: int | None = None,
 ) -> Live:
-    """``limner serve --workers 0`` and one ``limner worker`` sharing a fresh home and store."""
-    home = Path(tempfile.mkdtemp(prefix="limner-live-"))
-    port = free_port()
+    """``limner serve --workers 0`` and one ``limner worker`` sharing a home and store (fresh ones,
+    unless a stopped server's ``home`` and ``port`` are given: that server again)."""
+    home = home or Path(tempfile.mkdtemp(prefix="limner-live-"))
+    port = port or free_port()
     full_env = child_env(home, env)
     cat = ["--catalog", str(catalog)] if catalog else []
     api = Proc(["serve", "--workers", "0", "--port", str(port), *cat, *serve_args], full_env, home / "api.log")
