@@ -118,7 +118,7 @@ class RemoteLane:
         try:
             loaded = self._model(entry)
             times["loaded"] = time.time()
-            item = work_item(job.task, job.id, job.input)
+            item = work_item(job.task, job.id, job.input, self.worker.read_files(job))
             [output] = self.worker.adapter_for(entry.family).run(loaded, entry, [item], ctx)
             times["ran"] = time.time()
             times["outputs"] = count_outputs(output)

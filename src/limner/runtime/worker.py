@@ -235,7 +235,7 @@ class Worker:
         try:
             loaded = self.residency.get(entry, ctx.report_load)
             times["loaded"] = time.time()
-            items = [work_item(j.task, j.id, j.input, self._read_files(j)) for j in jobs]
+            items = [work_item(j.task, j.id, j.input, self.read_files(j)) for j in jobs]
             items, enhanced = enhance(self.catalog, entry, items, ctx, lambda e: self._resident(e, ctx))
             if enhanced:  # the enhance model may have been loaded in its place: the image model again
                 loaded = self.residency.get(entry, ctx.report_load)
@@ -308,7 +308,8 @@ class Worker:
             except Exception:  # _finish_batch handles its own errors; this is a last resort
                 log.exception("finishing a batch failed")
 
-    def _read_files(self, job: Job) -> StoredFiles:
+    def read_files(self, job: Job) -> StoredFiles:
+        """The job's input files, read from storage when the adapter asks for one."""
         refs = TASKS[job.task].input_model.stored_refs(job.input)
         return StoredFiles(self.storage, {name: key for name, value in refs.items() if (key := key_of(value))})
 
