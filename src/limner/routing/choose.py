@@ -6,8 +6,9 @@ over the request's latency budget, or when it cannot take the input (``strict``:
 ``coerce``: after the changes ``coerce`` can make). The others are ordered by the strategy:
 
 - ``fallback``: the catalog's order;
-- ``lowest-cost``: the catalog's price of the job (``usd_per_output`` x outputs for a
-  provider, device time at ``usd_per_gpu_hour`` over the recent p50 for a local model);
+- ``lowest-cost``: the catalog's price of the job (``usd_per_output`` x outputs plus
+  ``usd_per_second`` x the recent p50 for a provider, device time at ``usd_per_gpu_hour``
+  over the recent p50 for a local model);
 - ``lowest-latency``: expected wait plus run time (targets with no history first: they are
   measured by being used);
 - ``least-busy``: queued and running jobs per slot.
@@ -46,8 +47,9 @@ def fit(route: RouteEntry, entry: CatalogEntry, body: dict[str, Any]) -> tuple[d
 
 def cost_of(entry: CatalogEntry, body: dict[str, Any], signal: Signal) -> float:
     outputs = int(body.get("num_outputs") or entry.defaults.get("num_outputs") or 1)
-    if entry.runtime.usd_per_output is not None:
-        return entry.runtime.usd_per_output * outputs
+    if entry.runtime.usd_per_output is not None or entry.runtime.usd_per_second is not None:
+        per_output, per_second = entry.runtime.usd_per_output or 0.0, entry.runtime.usd_per_second or 0.0
+        return per_output * outputs + per_second * (signal.p50_s or 0.0)
     per_hour = entry.runtime.usd_per_gpu_hour or 0.0
     return per_hour * (signal.p50_s or 0.0) / 3600
 

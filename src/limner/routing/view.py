@@ -54,6 +54,7 @@ def routes_view(engines: Engines, catalog: Catalog) -> list[dict[str, Any]]:
                     "remote": entry.remote,
                     "when": target.when.model_dump(),
                     "usd_per_output": entry.runtime.usd_per_output,
+                    "usd_per_second": entry.runtime.usd_per_second,
                     "attempts": dict(ended),
                     **signals[target.model].as_dict(now),
                 }

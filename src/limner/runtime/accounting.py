@@ -33,14 +33,21 @@ def job_usage(
     """A job's share of its batch's device time: by outputs (an image of a batch of 8 costs
     an eighth of the forward pass), or by jobs when nothing was produced."""
     outputs = count_outputs(output)
-    if entry.runtime.usd_per_output is not None:  # a hosted provider: priced per output, no device time
+    if entry.remote or entry.runtime.usd_per_output is not None:
+        # A hosted provider: no device time here; priced per output (a text counts as one)
+        # and/or per second of the provider's run (the call's wall time, as fal bills GPU time).
+        outputs = outputs or (1 if isinstance(output.extra.get("output"), str) else 0)
+        per_output, per_second = entry.runtime.usd_per_output, entry.runtime.usd_per_second
+        cost = outputs * (per_output or 0.0) + max(inference_s, 0.0) * (per_second or 0.0)
         return {
             "device": "remote",
             "outputs": outputs,
             "compute_s": 0.0,
             "compute_s_per_output": None,
-            "usd_per_output": entry.runtime.usd_per_output,
-            "cost_usd": round(outputs * entry.runtime.usd_per_output, 6),
+            "remote_s": round(max(inference_s, 0.0), 4),
+            "usd_per_output": per_output,
+            "usd_per_second": per_second,
+            "cost_usd": round(cost, 6),
         }
     share = outputs / batch_outputs if batch_outputs else 1 / max(batch_jobs, 1)
     compute = max(inference_s, 0.0) * share
