@@ -71,6 +71,24 @@ models:
     defaults: {width: 64, height: 64}
     call_args: {model: limner/tiny-sd, num_inference_steps: 2}
     runtime: {api_key_env: PROVIDER_KEY, usd_per_output: 0.002}
+  - id: prov/fal-named
+    task: text-to-image
+    family: fal-queue
+    source: {base}/v1/queue/limner/tiny-sd
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    runtime: {api_key_env: PROVIDER_KEY, input_names: fal, usd_per_output: 0.001, usd_per_second: 0.01}
+  - id: prov/fal-img2img
+    task: image-to-image
+    family: fal-queue
+    source: {base}/v1/queue/limner/tiny-sd-img2img
+    defaults: {num_inference_steps: 2, strength: 0.5}
+    runtime: {api_key_env: PROVIDER_KEY}
+  - id: prov/fal-llm
+    task: text-generation
+    family: fal-queue
+    source: {base}/v1/queue/limner/tiny-llama
+    defaults: {max_tokens: 8, temperature: 0}
+    runtime: {api_key_env: PROVIDER_KEY, usd_per_output: 0.0001}
   - id: prov/no-key
     task: text-to-image
     family: fal-queue
@@ -137,6 +155,12 @@ class Stack:
             home=self.provider.home,
             port=int(self.provider.base.rsplit(":", 1)[1]),
         )
+        # The jobs it had when it died would run again (their leases lapse): the killed test's
+        # long jobs are nobody's now, so cancel them, or the next tests wait behind them.
+        with self.http(self.provider) as http:
+            for status in ("IN_PROGRESS", "IN_QUEUE"):
+                for job in http.get("/v1/requests", params={"status": status}).json()["requests"]:
+                    http.put(f"/v1/queue/{job['model_id']}/requests/{job['request_id']}/cancel")
 
     def http(self, live: Live | None = None) -> httpx.Client:
         live = live or self.router

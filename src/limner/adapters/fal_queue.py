@@ -13,7 +13,10 @@ The protocol, as fal documents it and limner serves it:
    provider stops too.
 
 No torch and no device: "loading" opens an HTTP client. The input fields go under limner's
-names, plus the entry's ``call_args`` for arguments of the provider's own.
+names, or fal's (``runtime.input_names``, fal's by default for a fal.run source; see
+limner.intake.fal_names), input files as data URIs, plus the entry's ``call_args`` for
+arguments of the provider's own. Text tasks read the provider's ``output`` (fal's any-llm and
+limner's text models answer in that shape).
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
+
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
-from limner.adapters.remote import Provider, file_urls, media_file, request_body, scrub
+from limner.adapters.remote import Provider, file_urls, input_fields, media_file, request_body, scrub
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ERROR_TYPES, JobTimeout, LimnerError, ProviderError
+from limner.intake.fal_names import to_fal
 from limner.progress import Stage
 from limner.tasks import TASKS
 
@@ -35,6 +41,7 @@ log = logging.getLogger("limner.adapters.fal_queue")
 SINGULAR = {"videos": ("video",), "audio": ("audio_file", "audio"), "meshes": ("model_mesh", "mesh")}
 POLL_FIRST_S, POLL_MAX_S = 0.05, 1.0
 DEFAULT_TIMEOUT_S = 600.0
+FAL_HOSTS = ("fal.run", "fal.ai")
 
 
 class FalQueueAdapter:
@@ -54,7 +61,8 @@ class FalQueueAdapter:
 
     def _one(self, provider: Provider, entry: CatalogEntry, item: WorkItem[Any], ctx: RunContext) -> JobOutput:
         # 2. submit
-        body = request_body(item.input.model_dump(mode="json"), entry.call_args)
+        fields = input_fields(item)
+        body = request_body(to_fal(fields) if fal_names(entry) else fields, entry.call_args)
         submitted = provider.call("POST", entry.source, json=body)
         urls = _urls(submitted, entry.id)
         request_id = str(submitted.get("request_id", ""))
@@ -71,10 +79,13 @@ class FalQueueAdapter:
             raise cls(f"{entry.id}: the provider's request {request_id} failed: {message}")
         # 4. result, with the files copied here
         result = provider.call("GET", urls["response_url"])
+        seed = result.get("seed") if isinstance(result, dict) else None
+        extra: dict[str, Any] = {"provider": {"family": entry.family, "request_id": request_id, "seed": seed}}
+        if TASKS[entry.task].output_key == "output":
+            return JobOutput(files={}, extra={**extra, **_text(result, entry.id)})
         files = [media_file(*provider.download(url), entry.id) for url, _kind in _outputs(result, entry.task)]
         if not files:
             raise ProviderError(f"{entry.id}: the provider's result has no {TASKS[entry.task].output_key}")
-        extra = {"provider": {"family": entry.family, "request_id": request_id, "seed": result.get("seed")}}
         return JobOutput(files={TASKS[entry.task].output_key: files}, extra=extra)
 
     def _follow(
@@ -140,6 +151,25 @@ def _outputs(result: Any, task: str) -> list[tuple[str, str | None]]:
         if result.get(name):
             return list(file_urls(result[name]))
     return []
+
+
+def fal_names(entry: CatalogEntry) -> bool:
+    """Whether the provider takes fal's field names (see RuntimeOptions.input_names)."""
+    if entry.runtime.input_names is not None:
+        return entry.runtime.input_names == "fal"
+    host = httpx.URL(entry.source).host
+    return host in FAL_HOSTS or host.endswith(tuple(f".{h}" for h in FAL_HOSTS))
+
+
+def _text(result: Any, entry_id: str) -> dict[str, Any]:
+    """A text result: the provider's output, finish reason and token counts."""
+    output = result.get("output") if isinstance(result, dict) else None
+    if not isinstance(output, str):
+        raise ProviderError(f"{entry_id}: the provider's result has no output text")
+    usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
+    tokens = {k: int(usage[k]) for k in ("input_tokens", "output_tokens") if isinstance(usage.get(k), int)}
+    finish = result.get("finish_reason") if result.get("finish_reason") in ("stop", "length") else "stop"
+    return {"output": output, "finish_reason": finish, **({"usage": tokens} if tokens else {})}
 
 
 def make_adapter() -> FalQueueAdapter:

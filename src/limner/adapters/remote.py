@@ -32,6 +32,7 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from limner import __version__
+from limner.adapters.base import WorkItem
 from limner.catalog.entry import CatalogEntry
 from limner.errors import (
     InvalidInput,
@@ -42,6 +43,7 @@ from limner.errors import (
     ProviderOverloaded,
 )
 from limner.media.images import MediaFile
+from limner.media.sniff import sniff
 from limner.net.fetch import FetchFailed, fetch
 from limner.net.guard import AllowList, Refused, parse_allow_list
 
@@ -176,6 +178,22 @@ def request_body(fields: dict[str, Any], call_args: dict[str, Any]) -> dict[str,
     """The provider's request: the job's input fields that are set, plus the entry's fixed
     ``call_args`` (provider-specific arguments)."""
     return {**{k: v for k, v in fields.items() if v is not None}, **call_args}
+
+
+def input_fields(item: WorkItem[Any]) -> dict[str, Any]:
+    """The job's input as JSON, its files inlined as data URIs: the provider cannot read
+    limner's ``storage://`` references, and a data URI is what fal and limner both take for a
+    file field (no upload step, no URL of ours the provider must be able to reach)."""
+    fields: dict[str, Any] = item.input.model_dump(mode="json")
+    for name in item.input.file_fields:
+        if fields.get(name) is not None:
+            fields[name] = data_uri(item.files[name], name)
+    return fields
+
+
+def data_uri(data: bytes, name: str) -> str:
+    kind = sniff(data, name).content_type
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def _allow(host: str) -> AllowList:

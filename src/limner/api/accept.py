@@ -17,12 +17,14 @@ from limner.catalog.enhancers import enhancer_of
 from limner.catalog.inputs import finalize_input, parse_input
 from limner.errors import InvalidInput
 from limner.intake.build import JobOptions, new_job, store_inputs
+from limner.intake.fal_names import from_fal
 from limner.logs import job_id
 from limner.net.fetch import FetchPolicy
 from limner.routing.spec import RouteEntry
 from limner.routing.submit import BUDGET_HEADER, latency_budget, route_job
 from limner.store.records import Submitted
 from limner.store.states import PRIORITIES
+from limner.tasks import TASKS
 from limner.workflows.spec import WorkflowEntry
 from limner.workflows.submit import workflow_cache_mode, workflow_job
 
@@ -94,8 +96,10 @@ async def accept(ctx: ApiContext, request: Request, model_id: str, body: Any = N
     priority = parse_priority(request.headers.get("x-limner-priority") or request.headers.get("x-fal-queue-priority"))
     key = check_idempotency_key(request.headers.get("idempotency-key"))
     extra = await job_options(request, ctx.settings)
-    if body is None:
+    if body is None:  # the queue and run routes: fal's protocol, so fal's field names too
         body = await read_json(request)
+        if not isinstance(target, WorkflowEntry):
+            body = from_fal(body, frozenset(TASKS[target.task].input_model.model_fields))
     else:
         check_json(body)
     caller = caller_of(request)

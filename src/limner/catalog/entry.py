@@ -138,6 +138,14 @@ class RuntimeOptions(BaseModel):
     usd_per_output: float | None = Field(
         default=None, ge=0, description="A remote family's price of one output file (goes to usage)."
     )
+    usd_per_second: float | None = Field(
+        default=None, ge=0, description="A remote family's price of a second of the provider's run (goes to usage)."
+    )
+    input_names: Literal["limner", "fal"] | None = Field(
+        default=None,
+        description="fal-queue: the provider's field names: limner's own (another limner), or fal's "
+        "(image_size, num_images, image_url…). Default: fal's when the source's host is fal's (…fal.run).",
+    )
 
 
 class CatalogEntry(BaseModel):

@@ -22,7 +22,26 @@ SVD_FIELDS: Final = frozenset({"motion_bucket_id", "noise_aug_strength"})
 DIFFUSERS: Final = ("torch", "diffusers", "transformers")
 TRANSFORMERS: Final = ("torch", "transformers")
 VIDEO: Final = (*DIFFUSERS, "av")
-REMOTE_TASKS: Final = frozenset({"text-to-image", "text-to-video", "text-to-audio", "text-to-speech", "text-to-3d"})
+# What a fal-queue provider may serve: every task whose result is files or text (input files go
+# as data URIs). Not LoRA training (its output is registered here) or composite (a local step).
+REMOTE_TASKS: Final = frozenset(
+    {
+        "text-to-image",
+        "image-to-image",
+        "inpainting",
+        "upscale",
+        "segmentation",
+        "background-removal",
+        "text-to-video",
+        "image-to-video",
+        "text-to-audio",
+        "text-to-speech",
+        "text-to-3d",
+        "image-to-3d",
+        "text-generation",
+        "image-to-text",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -141,8 +160,7 @@ FAMILIES: Final = MappingProxyType(
                 unsupported_fields=SVD_FIELDS,
                 requires=VIDEO,
             ),
-            # Hosted providers: text-only tasks (an input file would have to be sent to the
-            # provider, which these families do not do yet).
+            # Hosted providers: fal's queue protocol (fal, or another limner) and OpenAI's API.
             Family("fal-queue", "limner.adapters.fal_queue", REMOTE_TASKS, requires=("httpx",), remote=True),
             Family(
                 "openai-images",
