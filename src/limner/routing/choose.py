@@ -9,8 +9,9 @@ over the request's latency budget, or when it cannot take the input (``strict``:
 - ``lowest-cost``: the catalog's price of the job (``usd_per_output`` x outputs plus
   ``usd_per_second`` x the recent p50 for a provider, device time at ``usd_per_gpu_hour``
   over the recent p50 for a local model);
-- ``lowest-latency``: expected wait plus run time (targets with no history first: they are
-  measured by being used);
+- ``lowest-latency``: expected wait plus run time (limner.routing.signals: the work queued
+  ahead of the job at its priority, at the target's recent seconds per step or token; targets
+  with no history first: they are measured by being used);
 - ``least-busy``: queued and running jobs per slot.
 """
 
@@ -23,7 +24,7 @@ from limner.catalog.entry import CatalogEntry
 from limner.catalog.inputs import finalize_input, parse_input
 from limner.errors import InvalidInput
 from limner.routing.coerce import coerce
-from limner.routing.signals import Signal
+from limner.routing.signals import Signal, work_units
 from limner.routing.spec import RouteEntry
 
 
@@ -69,7 +70,8 @@ def choose(
     for target in route.targets:
         entry = entries[target.model]
         signal = signals[entry.id]
-        why = _skip(target.when.priority, priority, tried, entry, signal, budget_s, now)
+        units = work_units(body, entry.defaults)
+        why = _skip(target.when.priority, priority, tried, entry, signal, budget_s, now, units)
         if why is None:
             try:
                 sent, changes = fit(route, entry, body)
@@ -85,7 +87,7 @@ def choose(
     if route.strategy == "lowest-cost":
         ready.sort(key=lambda r: cost_of(r[0], r[1], signals[r[0].id]))
     elif route.strategy == "lowest-latency":
-        ready.sort(key=lambda r: signals[r[0].id].expected_s() or 0.0)
+        ready.sort(key=lambda r: signals[r[0].id].expected_s(work_units(r[1], r[0].defaults), priority) or 0.0)
     elif route.strategy == "least-busy":
         ready.sort(key=lambda r: signals[r[0].id].busy)
     decision.entry, decision.body, decision.coerced = ready[0]
@@ -100,6 +102,7 @@ def _skip(
     signal: Signal,
     budget_s: float | None,
     now: float,
+    units: float,
 ) -> str | None:
     if entry.id in tried:
         return "tried already for this request"
@@ -108,10 +111,10 @@ def _skip(
     if signal.health.cooling(now):
         left = (signal.health.cooldown_until or now) - now
         return f"cooling down for {left:.1f} s more (last error: {signal.health.last_error_type})"
-    expected = signal.expected_s()
+    expected = signal.expected_s(units, priority)
     if budget_s is not None and expected is not None and expected > budget_s:
         return (
-            f"expected {expected:.2f} s ({signal.queued} queued, {signal.running} running, p50 {signal.p50_s:.2f} s) "
-            f"is over the latency budget of {budget_s:g} s"
+            f"expected {expected:.2f} s ({signal.queued} queued, {signal.running} running, "
+            f"{signal.s_per_unit or 0:.4f} s per step or token) is over the latency budget of {budget_s:g} s"
         )
     return None
