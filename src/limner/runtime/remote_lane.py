@@ -28,6 +28,7 @@ from limner.catalog import CatalogEntry
 from limner.errors import LimnerError, ProviderOverloaded
 from limner.runtime.accounting import count_outputs
 from limner.runtime.context import BatchContext
+from limner.runtime.outcomes import classify
 from limner.store.records import Job
 
 if TYPE_CHECKING:
@@ -122,14 +123,14 @@ class RemoteLane:
             [output] = self.worker.adapter_for(entry.family).run(loaded, entry, [item], ctx)
             times["ran"] = time.time()
             times["outputs"] = count_outputs(output)
-            self.worker.finish_job(ctx, entry, loaded, job, output, times, 1)
+            self.worker.outcomes.finish(ctx, entry, loaded, job, output, times, 1)
             self.worker.coordinators.after([job])
         except LimnerError as exc:
             if isinstance(exc, ProviderOverloaded) and exc.retry_after_s:
                 self.worker.health.cool_down(entry.id, exc.retry_after_s, exc.error_type)
-            self.worker.fail_jobs(ctx, [job], exc)
+            self.worker.outcomes.fail(ctx, [job], classify(exc))
         except Exception as exc:  # a provider's oddity must never kill the lane
-            self.worker.fail_jobs(ctx, [job], exc)
+            self.worker.outcomes.fail(ctx, [job], classify(exc))
         finally:
             ctx.close()
             slot.release()

@@ -13,12 +13,11 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from limner.adapters import load_adapter
@@ -26,25 +25,26 @@ from limner.adapters.base import Adapter, JobOutput, LoadedModel, LoadEnv, LoadR
 from limner.cache.worker import WorkerCache
 from limner.catalog import Catalog, CatalogEntry
 from limner.errors import LimnerError, ModelError, OutOfMemory
-from limner.media.images import MediaFile
 from limner.progress import Stage
 from limner.quality.monitor import QualityMonitor
 from limner.routing.health import TargetHealth
-from limner.runtime.accounting import count_outputs, job_usage, per_token
-from limner.runtime.checkpoints import JobCheckpoints, register_training
+from limner.runtime.accounting import count_outputs
+from limner.runtime.checkpoints import JobCheckpoints
 from limner.runtime.context import BatchContext
 from limner.runtime.coordinators import WorkerCoordinators
 from limner.runtime.device import default_budget_bytes, resolve_device, set_threads
 from limner.runtime.enhance import enhance
+from limner.runtime.outcomes import TRAINING_TASK, Outcomes, classify
 from limner.runtime.previews import PreviewSink
-from limner.runtime.provenance import environment, model_provenance, result_provenance
+from limner.runtime.provenance import environment, model_provenance
 from limner.runtime.realtime import RealtimeLane
 from limner.runtime.remote_lane import RemoteLane
 from limner.runtime.residency import MB, Residency
 from limner.runtime.stats import WorkerReport
+from limner.runtime.stored_files import StoredFiles
 from limner.settings import Settings
-from limner.storage import Storage, storage_for
-from limner.storage.base import key_of, ref, result_key
+from limner.storage import storage_for
+from limner.storage.base import key_of
 from limner.store.engine import make_engines, upgrade
 from limner.store.loras import LoraStore
 from limner.store.queue import WorkQueue
@@ -54,7 +54,6 @@ from limner.store.workers import WorkerRegistry
 from limner.tasks import TASKS
 
 log = logging.getLogger("limner.worker")
-TRAINING_TASK = "lora-training"
 # Exit status of a worker process that gave up on a hung model (its supervisor restarts it).
 EXIT_HUNG = 70
 
@@ -96,6 +95,10 @@ class Worker:
         self.report = WorkerReport(catalog, self.device)
         self.work_ready = threading.Event()  # the claim loop's wait ends early when set
         self.coordinators = WorkerCoordinators(settings, self.engines, catalog, self.storage, self.work_ready)
+        self.outcomes = Outcomes(
+            self.id, settings, self.device, self.environment, self.queue, self.storage, self.cache, self.quality,
+            self.coordinators,
+        )  # fmt: skip
         self.stop_event = threading.Event()
         self.health = TargetHealth(self.engines)
         # Hosted providers' jobs: claimed and called on the lane's own threads, never here.
@@ -257,12 +260,12 @@ class Worker:
                 self._finishing = ctx
                 self._pending = self._finisher.submit(self._finish_batch, ctx, entry, loaded, jobs, outputs, times)
         except LimnerError as exc:
-            self._fail(ctx, jobs, exc)
+            self.outcomes.fail(ctx, jobs, exc)
         except Exception as exc:  # a model's own failure must never kill the worker
             error = classify(exc)
             if isinstance(error, OutOfMemory):
                 self.residency.clear()
-            self._fail(ctx, jobs, error)
+            self.outcomes.fail(ctx, jobs, error)
         finally:
             self._current = None
             previews.close()
@@ -284,16 +287,16 @@ class Worker:
         try:
             ctx.stage(Stage.UPLOADING)
             for job, output in zip(jobs, outputs, strict=True):
-                self._finish(ctx, entry, loaded, job, output, times, len(jobs))
+                self.outcomes.finish(ctx, entry, loaded, job, output, times, len(jobs))
             self.batches_run += 1
             self.coordinators.after(jobs)  # a workflow's next step starts now
         except DBAPIError as exc:
             # The store is away: the jobs keep their leases until these end, then run again.
             log.warning("could not finish a batch of %s: job store unreachable (%s)", entry.id, type(exc).__name__)
         except LimnerError as exc:
-            self._fail(ctx, jobs, exc)
+            self.outcomes.fail(ctx, jobs, exc)
         except Exception as exc:
-            self._fail(ctx, jobs, classify(exc))
+            self.outcomes.fail(ctx, jobs, classify(exc))
         finally:
             ctx.close()
             if self._finishing is ctx:
@@ -313,113 +316,11 @@ class Worker:
         refs = TASKS[job.task].input_model.stored_refs(job.input)
         return StoredFiles(self.storage, {name: key for name, value in refs.items() if (key := key_of(value))})
 
-    def _finish(
-        self,
-        ctx: BatchContext,
-        entry: CatalogEntry,
-        loaded: LoadedModel,
-        job: Job,
-        output: JobOutput,
-        times: dict[str, float],
-        batch_size: int,
-    ) -> None:
-        if job.id in ctx.lost:
-            log.info("job %s: lease lost, discarding its output", job.id)
-            return
-        if job.id in ctx.canceled:
-            self.queue.finish_canceled(self.id, job.id)
-            return
-        if output.error is not None:
-            self.queue.fail(
-                self.id, job.id, output.error.error_type, output.error.message, retry=output.error.retryable
-            )
-            return
-        result: dict[str, Any] = {}
-        for key, files in output.files.items():
-            result[key] = [self._store(job, key, index, f) for index, f in enumerate(files)]
-        stored = time.time()
-        result.update(output.extra)
-        result.update(
-            {
-                "seed": job.input.get("seed"),
-                "timings": {
-                    "queue_s": round((job.started_at or times["start"]) - job.created_at, 4),
-                    "load_s": round(times["loaded"] - times["start"], 4),
-                    "inference_s": round(times["ran"] - times["loaded"], 4),
-                    "upload_s": round(stored - times["ran"], 4),
-                    "total_s": round(stored - job.created_at, 4),
-                },
-                "batch_size": batch_size,
-                "model": {"id": entry.id, "revision": loaded.revision},
-                "input": job.input,
-                "provenance": result_provenance(
-                    loaded.provenance or model_provenance(entry, loaded), self.environment, job.input, output.extra
-                ),
-            }
-        )
-        inference_s = times["ran"] - times["loaded"]
-        # A text job's token counts (output.extra's usage) stay beside its device time and cost.
-        result["usage"] = per_token(
-            {**result.get("usage", {})}
-            | job_usage(
-                entry,
-                self.settings,
-                self.device,
-                output,
-                inference_s=inference_s,
-                batch_outputs=int(times["outputs"]),
-                batch_jobs=batch_size,
-            )
-        )
-        register = None
-        if entry.task == TRAINING_TASK and output.files.get("lora"):
-            register = register_training(entry, loaded.revision, job, result, output.files["lora"][0])
-        remember = self.cache.remember(entry, loaded.revision, job, result)
-        if register is not None:
-            remember = _both(remember, register)
-        if not self.queue.complete(self.id, job.id, result, also=remember):
-            log.info("job %s: finished after its lease was lost; result discarded", job.id)
-        elif entry.quality.enabled:
-            self.quality.submit(entry, job, result)  # scored off the job's critical path
-
-    def _store(self, job: Job, output_key: str, index: int, media: MediaFile) -> dict[str, Any]:
-        # One key per job and output index: a re-run after a crash overwrites, never duplicates.
-        key = result_key(job.project, job.id, f"{output_key}-{index}.{media.extension}")
-        self.storage.put(key, media.data, media.content_type)
-        return {"url": ref(key), "content_type": media.content_type, "file_size": len(media.data), **media.properties}
-
-    def _fail(self, ctx: BatchContext, jobs: list[Job], exc: LimnerError) -> None:
-        log.warning("batch of %d %s job(s) failed: %s: %s", len(jobs), jobs[0].model_id, exc.error_type, exc.message)
-        for job in jobs:
-            if job.id in ctx.lost:
-                continue
-            if job.id in ctx.canceled:
-                self.queue.finish_canceled(self.id, job.id)
-                continue
-            self.queue.fail(self.id, job.id, exc.error_type, exc.message, retry=exc.retryable)
-        self.coordinators.after(jobs)
-
-    # -- for the remote lane ---------------------------------------------------------------
+    # -- models ----------------------------------------------------------------------------
 
     def adapter_for(self, family: str) -> Adapter:
+        """The family's adapter (the remote lane runs its calls through it)."""
         return self._adapter(family)
-
-    def finish_job(
-        self,
-        ctx: BatchContext,
-        entry: CatalogEntry,
-        loaded: LoadedModel,
-        job: Job,
-        output: JobOutput,
-        times: dict[str, float],
-        batch_size: int,
-    ) -> None:
-        self._finish(ctx, entry, loaded, job, output, times, batch_size)
-
-    def fail_jobs(self, ctx: BatchContext, jobs: list[Job], exc: BaseException) -> None:
-        self._fail(ctx, jobs, classify(exc))
-
-    # -- models ----------------------------------------------------------------------------
 
     def _adapter(self, family: str) -> Adapter:
         if family not in self._adapters:
@@ -497,46 +398,3 @@ class Worker:
             self.queue.fail(self.id, job_id, "timeout", "the model ran past its timeout", retry=False)
         ctx.mark_lost(set(live))
         self.on_hung()
-
-
-def _both(
-    first: Callable[[Connection], None] | None, second: Callable[[Connection], None]
-) -> Callable[[Connection], None]:
-    def run(conn: Connection) -> None:
-        if first is not None:
-            first(conn)
-        second(conn)
-
-    return run
-
-
-class StoredFiles(Mapping[str, bytes]):
-    """A job's stored input files, read from storage the first time an adapter asks for one."""
-
-    def __init__(self, storage: Storage, keys: dict[str, str]) -> None:
-        self.storage = storage
-        self._keys = keys
-        self._read: dict[str, bytes] = {}
-
-    def __getitem__(self, name: str) -> bytes:
-        if name not in self._read:
-            self._read[name] = self.storage.get(self._keys[name])
-        return self._read[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._keys
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def classify(exc: BaseException) -> LimnerError:
-    """Name a model's exception by kind: out of memory, or a model error."""
-    if isinstance(exc, LimnerError):
-        return exc
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return OutOfMemory(f"out of memory: {exc}")
-    return ModelError(f"{type(exc).__name__}: {exc}")
