@@ -38,13 +38,12 @@ from limner.routing.signals import read_signals
 from limner.routing.spec import ROUTE_KEY_PREFIX, RouteEntry
 from limner.routing.submit import budget_of
 from limner.storage import Storage
-from limner.store.cancel import stop_children
-from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore
 from limner.store.notify import notify
+from limner.store.parents import complete_parent, fail_parent, log_event
 from limner.store.records import Job
-from limner.store.schema import job_events, jobs, route_notes
+from limner.store.schema import jobs, route_notes
 from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, move
 from limner.tenancy import member_of
 
@@ -206,32 +205,10 @@ class RouteCoordinator:
         timings = dict(result.get("timings") or {})
         timings.update({"queue_s": round(started - job.created_at, 4), "total_s": round(now - job.created_at, 4)})
         result["timings"] = timings
-        moved = conn.execute(
-            move(
-                SUCCEEDED,
-                jobs.c.id == job.id,
-                result=result,
-                finished_at=now,
-                updated_at=now,
-                progress=progress.make(Stage.COMPLETED, 1, 1),
-            )
-        ).rowcount
-        if moved:
-            _log(conn, job.id, "info", f"served by {last.model_id} after {len(children)} attempt(s)")
-            ended(conn, [job.id])
-            notify(conn, [job.id])
+        complete_parent(conn, job.id, result, "route", f"served by {last.model_id} after {len(children)} attempt(s)")
 
     def _fail(self, conn: Connection, job: Job, error_type: str, message: str) -> None:
-        now = time.time()
-        moved = conn.execute(
-            move(FAILED, jobs.c.id == job.id, error=message, error_type=error_type, finished_at=now, updated_at=now)
-        ).rowcount
-        if not moved:
-            return
-        _log(conn, job.id, "error", f"{error_type}: {message}")
-        stop_children(conn, job.id, "its route failed")
-        ended(conn, [job.id])
-        notify(conn, [job.id])
+        fail_parent(conn, job.id, error_type, message, "route")
 
 
 def routing_record(conn: Connection, route: RouteEntry, job: Job, children: list[Job]) -> dict[str, Any]:
@@ -274,4 +251,4 @@ def _note(conn: Connection, job_id: str, kind: str, target: str | None, detail: 
 
 
 def _log(conn: Connection, job_id: str, level: str, message: str) -> None:
-    conn.execute(insert(job_events).values(job_id=job_id, ts=time.time(), level=level, source="route", message=message))
+    log_event(conn, job_id, "route", level, message)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from limner import progress
 from limner.catalog.loader import Catalog
@@ -27,14 +27,14 @@ from limner.errors import LimnerError
 from limner.intake.build import JobOptions, build_job
 from limner.progress import Stage
 from limner.storage import Storage
-from limner.store.cancel import stop_children
 from limner.store.ends import ended
 from limner.store.engine import Engines
 from limner.store.jobs import JobStore
 from limner.store.loras import LoraStore
 from limner.store.notify import notify
+from limner.store.parents import complete_parent, fail_parent, log_event
 from limner.store.records import Job
-from limner.store.schema import job_events, jobs
+from limner.store.schema import jobs
 from limner.store.states import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, move
 from limner.tasks import WORKFLOW_TASK
 from limner.tenancy import member_of
@@ -175,32 +175,12 @@ class WorkflowCoordinator:
         }
         if steps and all(s["cached"] for s in steps if s["status"] == SUCCEEDED):
             result["cache"] = {"hit": "exact", "steps": len(steps), "saved_compute_s": 0.0}
-        moved = conn.execute(
-            move(
-                SUCCEEDED,
-                jobs.c.id == job.id,
-                result=result,
-                finished_at=now,
-                updated_at=now,
-                progress=progress.make(Stage.COMPLETED, 1, 1),
-            )
-        ).rowcount
-        if moved:
-            _log(conn, job.id, "info", f"completed: {len(workflow.steps)} steps, {len(children)} step jobs")
-            ended(conn, [job.id])
-            notify(conn, [job.id])
+        complete_parent(
+            conn, job.id, result, "workflow", f"completed: {len(workflow.steps)} steps, {len(children)} step jobs"
+        )
 
     def _fail(self, conn: Connection, job: Job, error_type: str, message: str, children: Sequence[Job] = ()) -> None:
-        now = time.time()
-        moved = conn.execute(
-            move(FAILED, jobs.c.id == job.id, error=message, error_type=error_type, finished_at=now, updated_at=now)
-        ).rowcount
-        if not moved:
-            return
-        _log(conn, job.id, "error", f"{error_type}: {message}")
-        stop_children(conn, job.id, "its workflow failed")
-        ended(conn, [job.id])
-        notify(conn, [job.id])
+        fail_parent(conn, job.id, error_type, message, "workflow")
 
     # -- step timeouts -----------------------------------------------------------------------
 
@@ -288,6 +268,4 @@ def _child(job: Job) -> Child:
 
 
 def _log(conn: Connection, job_id: str, level: str, message: str) -> None:
-    conn.execute(
-        insert(job_events).values(job_id=job_id, ts=time.time(), level=level, source="workflow", message=message)
-    )
+    log_event(conn, job_id, "workflow", level, message)
