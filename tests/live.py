@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -11,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import Live
-from tests.services import Proc, child_env, free_port
+from tests.services import ROOT, Proc, child_env, free_port
 
 
 def _wait(client: httpx.Client, url: str, proc: Proc, ready: bool, timeout: float = 120) -> None:
@@ -68,3 +70,34 @@ def start_live(
 def stop_live(live: Live) -> None:
     live.worker.stop()
     live.api.stop()
+
+
+def create_key(
+    home: Path, env: Mapping[str, str], name: str = "ops", *, base: str | None = None, verify: str | bool = True
+) -> str:
+    """``limner keys create`` on a server's home (the first key is its admin's); its key. With
+    ``base``, wait until that API refuses a call without a key (keys take effect within a second)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "limner", "keys", "create", "--name", name, "--home", str(home)],
+        env=dict(env), cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    key = next(word for word in made.stdout.split() if word.startswith("lmk_"))
+    if base is not None:
+        context = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
+        with httpx.Client(base_url=base, verify=context, timeout=30) as http:
+            deadline = time.monotonic() + 10
+            while http.get("/v1/models").status_code != 401:
+                assert time.monotonic() < deadline, "the new key did not take effect"
+                time.sleep(0.1)
+    return key
+
+
+def project_keys(base: str, admin: str, projects: Sequence[str] = ("alpha", "beta")) -> dict[str, str]:
+    """A member key per project, made by the admin through POST /v1/keys."""
+    keys = {}
+    with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Key {admin}"}) as http:
+        for project in projects:
+            answer = http.post("/v1/keys", json={"name": f"team {project}", "project": project})
+            assert answer.status_code == 201, answer.text
+            keys[project] = answer.json()["key"]
+    return keys

@@ -11,8 +11,6 @@ route tests share one pair of servers. A test that kills the provider revives it
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,8 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import Live
-from tests.live import start_live, stop_live
-from tests.services import ROOT
+from tests.live import create_key, start_live, stop_live
 from tests.test_fal_tls import make_certificate
 
 ROUTER_CATALOG = """
@@ -181,16 +178,7 @@ def stack(catalogs: tuple[Path, Path]) -> Iterator[Stack]:
     cert, key_file = make_certificate(Path(tempfile.mkdtemp(prefix="limner-provider-")))
     tls = ["--tls-cert", str(cert), "--tls-key", str(key_file)]
     provider = start_live(served, serve_args=tls, scheme="https", verify=str(cert))
-    made = subprocess.run(
-        [sys.executable, "-m", "limner", "keys", "create", "--name", "router", "--home", str(provider.home)],
-        env=provider.env, cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    key = next(w for w in made.stdout.split() if w.startswith("lmk_"))
-    with provider.client() as http:  # keys take effect within a second
-        deadline = time.monotonic() + 10
-        while http.get("/v1/models").status_code != 401:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    key = create_key(provider.home, provider.env, "router", base=provider.base, verify=str(cert))
     folder = Path(tempfile.mkdtemp(prefix="limner-router-"))
     catalog = folder / "router.yaml"
     catalog.write_text(ROUTER_CATALOG.replace("{base}", provider.base))

@@ -11,7 +11,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from PIL import Image
 
 from limner.client import ApiError, Client, ImageResult
 from tests.conftest import Live
-from tests.live import start_live, stop_live
+from tests.live import create_key, start_live, stop_live
 from tests.services import ROOT
 
 MODEL, SLOW, UNSERVED = "limner/tiny-sd", "test/slow-sd", "test/unserved"
@@ -65,16 +64,7 @@ def secure(catalogs: tuple[Path, Path]) -> Iterator[Secure]:
         scheme="https",
         verify=str(cert),
     )
-    made = subprocess.run(
-        [sys.executable, "-m", "limner", "keys", "create", "--name", "fal", "--home", str(live.home)],
-        env=live.env, cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    api_key = next(w for w in made.stdout.split() if w.startswith("lmk_"))
-    with live.client() as http:  # keys take effect within a second
-        deadline = time.monotonic() + 10
-        while http.get("/v1/models").status_code != 401:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    api_key = create_key(live.home, live.env, "fal", base=live.base, verify=str(cert))
     yield Secure(live, cert, api_key)
     stop_live(live)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import Live
-from tests.live import start_live, stop_live
-from tests.services import ROOT
+from tests.live import create_key, project_keys, start_live, stop_live
 
 CATALOG = """
 models:
@@ -59,20 +56,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     catalog = tmp_path_factory.mktemp("realtime") / "catalog.yaml"
     catalog.write_text(CATALOG)
     live = start_live(catalog)
-    made = subprocess.run(
-        [sys.executable, "-m", "limner", "keys", "create", "--name", "ops", "--home", str(live.home)],
-        env=live.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    members = {}
-    with httpx.Client(base_url=live.base, timeout=60, headers={"Authorization": f"Key {made.stdout.strip()}"}) as admin:
-        for project in ("alpha", "beta"):
-            answer = admin.post("/v1/keys", json={"name": project, "project": project})
-            assert answer.status_code == 201, answer.text
-            members[project] = answer.json()["key"]
+    members = project_keys(live.base, create_key(live.home, live.env))
     yield Keys(live, members["alpha"], members["beta"])
     stop_live(live)
 

@@ -5,8 +5,6 @@ key from the CLI, member keys of projects alpha and beta), as in test_tenancy.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -16,8 +14,7 @@ import pytest
 
 from tests.conftest import Live
 from tests.jobs import wait_done
-from tests.live import start_live, stop_live
-from tests.services import ROOT
+from tests.live import create_key, project_keys, start_live, stop_live
 
 CATALOG = """
 models:
@@ -47,20 +44,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     catalog = tmp_path_factory.mktemp("replay") / "catalog.yaml"
     catalog.write_text(CATALOG)
     live = start_live(catalog)
-    made = subprocess.run(
-        [sys.executable, "-m", "limner", "keys", "create", "--name", "ops", "--home", str(live.home)],
-        env=live.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    members = {}
-    with httpx.Client(base_url=live.base, timeout=60, headers={"Authorization": f"Key {made.stdout.strip()}"}) as admin:
-        for project in ("alpha", "beta"):
-            answer = admin.post("/v1/keys", json={"name": project, "project": project})
-            assert answer.status_code == 201, answer.text
-            members[project] = answer.json()["key"]
+    members = project_keys(live.base, create_key(live.home, live.env))
     yield Keys(live, members["alpha"], members["beta"])
     stop_live(live)
 
