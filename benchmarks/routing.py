@@ -171,11 +171,18 @@ def scenario(
     return {"routed": side(routed), "primary": side(primary)}
 
 
-def fill(base: str, model: str, count: int) -> None:
+def fill(base: str, model: str, count: int, into: list[str]) -> None:
     with httpx.Client(base_url=base, timeout=30) as http:
         for i in range(count):
             body = {"prompt": f"filler {i}", "seed": 10_000 + i, "num_inference_steps": 30}
-            http.post(f"/v1/queue/{model}", json=body)
+            into.append(http.post(f"/v1/queue/{model}", json=body).json()["request_id"])
+
+
+def cancel(base: str, model: str, request_ids: list[str]) -> None:
+    """The fillers still queued after a scenario: canceled, so the next measure runs on an idle queue."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for request_id in request_ids:
+            http.put(f"/v1/queue/{model}/requests/{request_id}/cancel")
 
 
 def overhead(base: str, rounds: int) -> dict[str, Any]:
@@ -223,10 +230,12 @@ def main() -> None:
             base, "bench/outage", "bench/remote", args.jobs, args.tick, args.deadline,
             {third: provider.kill, 2 * third: provider.restart},
         )  # fmt: skip
+        fillers: list[str] = []
         burst = scenario(
             base, "bench/burst", "bench/local", args.jobs, args.tick, args.deadline,
-            {t: (lambda: fill(base, "bench/local", 24)) for t in (2, third + 2, 2 * third + 2)},
+            {t: (lambda: fill(base, "bench/local", 24, fillers)) for t in (2, third + 2, 2 * third + 2)},
         )  # fmt: skip
+        cancel(base, "bench/local", fillers)
         happy = overhead(base, args.rounds)
     finally:
         stop_live(router)

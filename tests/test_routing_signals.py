@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from limner.catalog.entry import CatalogEntry
+from limner.routing.choose import choose
 from limner.routing.health import Health
 from limner.routing.signals import Signal, work_units
+from limner.routing.spec import RouteEntry
 
 
 def test_work_units_follow_steps_outputs_and_tokens() -> None:
@@ -37,3 +40,28 @@ def test_a_job_waits_only_behind_what_it_cannot_overtake() -> None:
     assert queue.expected_s(1, "normal") == pytest.approx((11 + 1) / 2 + 0.1)
     assert queue.expected_s(1, "low") == pytest.approx((111 + 1) / 2 + 0.1)
     assert Signal("t", None, 0, 0, 1, Health("t")).expected_s() is None  # no history: unknown
+
+
+def test_over_budget_everywhere_goes_to_the_fastest_and_says_so() -> None:
+    local = CatalogEntry(id="t/local", task="text-to-image", family="diffusers-image", source="tiny://sd")
+    remote = CatalogEntry(
+        id="t/remote", task="text-to-image", family="fal-queue", source="https://example.test/x",
+        runtime={"api_key_env": "KEY"},
+    )  # fmt: skip
+    route = RouteEntry(id="t/route", task="text-to-image", targets=[{"model": "t/local"}, {"model": "t/remote"}])
+    entries = {"t/local": local, "t/remote": remote}
+
+    def signals(local_units: float, remote_units: float) -> dict[str, Signal]:
+        def one(name: str, units: float) -> Signal:
+            return Signal(name, 0.2, 1, 0, 1, Health(name), s_per_unit=0.1, queued_units={"normal": units})
+
+        return {"t/local": one("t/local", local_units), "t/remote": one("t/remote", remote_units)}
+
+    body = {"prompt": "x", "num_inference_steps": 2}
+    # Local is over a 3 s budget (100 steps ahead: 10 s), remote is not: remote, local skipped.
+    ok = choose(route, entries, body, "normal", set(), signals(100, 10), 3.0, 0.0)
+    assert ok.entry is remote and ok.over_budget_s is None and [s["target"] for s in ok.skipped] == ["t/local"]
+    # Both over: the one expected first (remote, 5.2 s) still gets it; local's skip is kept.
+    late = choose(route, entries, body, "normal", set(), signals(100, 50), 3.0, 0.0)
+    assert late.entry is remote and late.over_budget_s == pytest.approx(5.2)
+    assert [s["target"] for s in late.skipped] == ["t/local"] and "latency budget of 3 s" in late.skipped[0]["why"]

@@ -3,7 +3,9 @@
 A target is skipped when it was tried already for this job, when its ``when`` does not
 match the job's priority, when it is cooling down, when its expected wait plus run time is
 over the request's latency budget, or when it cannot take the input (``strict``: as sent;
-``coerce``: after the changes ``coerce`` can make). The others are ordered by the strategy:
+``coerce``: after the changes ``coerce`` can make). When every target that could take the
+job is over the budget, the one expected to finish first gets it: the budget steers, it does
+not refuse (a request's hard limit is its start deadline). The others are ordered by the strategy:
 
 - ``fallback``: the catalog's order;
 - ``lowest-cost``: the catalog's price of the job (``usd_per_output`` x outputs plus
@@ -35,6 +37,9 @@ class Decision:
     coerced: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     first_error: InvalidInput | None = None  # why the input fits no target (strict or coerce)
+    # Every target that could take the job was over its latency budget: the fastest expected
+    # got it (a budget steers; a hard limit is the request's start deadline).
+    over_budget_s: float | None = None
 
 
 def fit(route: RouteEntry, entry: CatalogEntry, body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -67,20 +72,36 @@ def choose(
 ) -> Decision:
     decision = Decision()
     ready: list[tuple[CatalogEntry, dict[str, Any], list[dict[str, Any]]]] = []
+    late: list[tuple[float, int, CatalogEntry, dict[str, Any], list[dict[str, Any]], dict[str, str]]] = []
     for target in route.targets:
         entry = entries[target.model]
         signal = signals[entry.id]
         units = work_units(body, entry.defaults)
-        why = _skip(target.when.priority, priority, tried, entry, signal, budget_s, now, units)
-        if why is None:
+        why = _skip(target.when.priority, priority, tried, entry, signal, now)
+        expected = signal.expected_s(units, priority)
+        over = why is None and budget_s is not None and expected is not None and expected > budget_s
+        if over:
+            why = (
+                f"expected {expected:.2f} s ({signal.queued} queued, {signal.running} running, "
+                f"{signal.s_per_unit or 0:.4f} s per step or token) is over the latency budget of {budget_s:g} s"
+            )
+        if why is None or over:
             try:
                 sent, changes = fit(route, entry, body)
             except InvalidInput as exc:
                 decision.first_error = decision.first_error or exc
-                why = f"cannot take the input ({route.params}): {exc.message}"
+                why, over = f"cannot take the input ({route.params}): {exc.message}", False
         if why is not None:
-            decision.skipped.append({"target": entry.id, "why": why})
+            skip = {"target": entry.id, "why": why}
+            decision.skipped.append(skip)
+            if over and expected is not None:
+                late.append((expected, len(late), entry, sent, changes, skip))
             continue
+        ready.append((entry, sent, changes))
+    if not ready and late:
+        expected, _, entry, sent, changes, skip = min(late)
+        decision.skipped.remove(skip)
+        decision.over_budget_s = expected
         ready.append((entry, sent, changes))
     if not ready:
         return decision
@@ -100,9 +121,7 @@ def _skip(
     tried: set[str],
     entry: CatalogEntry,
     signal: Signal,
-    budget_s: float | None,
     now: float,
-    units: float,
 ) -> str | None:
     if entry.id in tried:
         return "tried already for this request"
@@ -111,10 +130,4 @@ def _skip(
     if signal.health.cooling(now):
         left = (signal.health.cooldown_until or now) - now
         return f"cooling down for {left:.1f} s more (last error: {signal.health.last_error_type})"
-    expected = signal.expected_s(units, priority)
-    if budget_s is not None and expected is not None and expected > budget_s:
-        return (
-            f"expected {expected:.2f} s ({signal.queued} queued, {signal.running} running, "
-            f"{signal.s_per_unit or 0:.4f} s per step or token) is over the latency budget of {budget_s:g} s"
-        )
     return None

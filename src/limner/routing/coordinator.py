@@ -179,6 +179,9 @@ class RouteCoordinator:
             return
         self.jobs.write_new(conn, [child])
         note = f" after {len(children)} attempt(s)" if children else ""
+        if decision.over_budget_s is not None:
+            first = f"{decision.over_budget_s:.2f} s"
+            note += f"; every target is over the latency budget, this one is expected first ({first})"
         _log(conn, job.id, "info", f"attempt {len(children) + 1} on {entry.id}{note} (request {child.id})")
         now = time.time()
         if job.status == QUEUED:
