@@ -86,6 +86,14 @@ models:
     source: {base}/v1/queue/limner/tiny-llama
     defaults: {max_tokens: 8, temperature: 0}
     runtime: {api_key_env: PROVIDER_KEY, usd_per_output: 0.0001}
+  - id: prov/openai-chat
+    task: text-generation
+    family: openai-images
+    source: {base}/v1
+    defaults: {temperature: 0}
+    limits: {max_output_tokens: 5000}
+    call_args: {model: test/slow-llama}
+    runtime: {api_key_env: PROVIDER_KEY, usd_per_output: 0.0002}
   - id: prov/no-key
     task: text-to-image
     family: fal-queue

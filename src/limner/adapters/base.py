@@ -137,6 +137,13 @@ class JobOutput:
     error: LimnerError | None = None
 
 
+@runtime_checkable
+class TextProgress(Protocol):
+    """A RunContext that shows a stage's own figures (the worker's BatchContext does)."""
+
+    def figures(self, values: dict[str, Any], *, now: bool = False) -> None: ...
+
+
 class RunContext(Protocol):
     """Progress, logs and cancellation for the jobs of one batch."""
 

@@ -1,4 +1,5 @@
-"""Family ``openai-images``: a hosted text-to-image model behind OpenAI's Images API.
+"""Family ``openai-images``: a hosted model behind OpenAI's API: text-to-image through the
+Images API (here), text-generation through chat completions (limner.adapters.openai_chat).
 
 ``POST {source}/images/generations`` with ``Authorization: Bearer <key>``: ``prompt``, ``n``
 (``num_outputs``), ``size`` (``WIDTHxHEIGHT`` from ``width``/``height``) and
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from limner.adapters.base import JobOutput, LoadedModel, LoadEnv, RunContext, WorkItem
+from limner.adapters.openai_chat import chat
 from limner.adapters.remote import Provider, media_file
 from limner.catalog.entry import CatalogEntry
 from limner.errors import ProviderError
@@ -38,6 +40,8 @@ class OpenAIImagesAdapter:
         self, model: LoadedModel, entry: CatalogEntry, items: Sequence[WorkItem[Any]], ctx: RunContext
     ) -> list[JobOutput]:
         provider: Provider = model.handle
+        if entry.task == "text-generation":
+            return [chat(provider, entry, item, ctx) for item in items]
         return [self._one(provider, entry, item, ctx) for item in items]
 
     def _one(

@@ -23,7 +23,8 @@ import binascii
 import io
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 from typing import Any
@@ -125,6 +126,29 @@ class Provider:
             return response.json()
         except ValueError:
             raise ProviderError(f"{self.entry_id}: the provider answered {response.status_code} without JSON") from None
+
+    @contextmanager
+    def stream(self, url: str, *, json: Any) -> Iterator[Iterator[str]]:
+        """An authenticated POST whose answer is read as it comes: its lines (server-sent
+        events). Leaving the block closes the connection, which is how a streaming call is
+        canceled (OpenAI's API has no cancel route)."""
+        if not self.same_host(url):
+            raise ProviderError(f"{self.entry_id}: the provider pointed at another host ({httpx.URL(url).host})")
+        headers = {"Authorization": f"{self.auth_scheme} {self.key}", "Accept": "text/event-stream"}
+        try:
+            with self.client.stream("POST", url, json=json, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self.error(response)
+                yield self._lines(response)
+        except httpx.TimeoutException:
+            raise JobTimeout(f"{self.entry_id}: the provider did not answer within {self.timeout_s:g} s") from None
+        except httpx.HTTPError as exc:
+            message = scrub(f"{type(exc).__name__}: {exc}", self.key)
+            raise ProviderError(f"{self.entry_id}: the provider's stream broke ({message})") from None
+
+    def _lines(self, response: httpx.Response) -> Iterator[str]:
+        yield from response.iter_lines()
 
     def error(self, response: httpx.Response) -> LimnerError:
         status = response.status_code

@@ -12,21 +12,14 @@ nor reports progress, and the streamer needs a second thread, so the few lines a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from limner.adapters.base import Chunk, JobOutput
+from limner.adapters.base import Chunk, JobOutput, TextProgress
 from limner.errors import LimitExceeded
 from limner.tasks.base import Limits
-
-
-@runtime_checkable
-class TextProgress(Protocol):
-    """A RunContext that shows a stage's own figures (the worker's BatchContext does)."""
-
-    def figures(self, values: dict[str, Any], *, now: bool = False) -> None: ...
 
 
 @dataclass

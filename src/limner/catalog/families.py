@@ -165,7 +165,7 @@ FAMILIES: Final = MappingProxyType(
             Family(
                 "openai-images",
                 "limner.adapters.openai_images",
-                frozenset({"text-to-image"}),
+                frozenset({"text-to-image", "text-generation"}),
                 requires=("httpx",),
                 remote=True,
             ),

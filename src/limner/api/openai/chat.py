@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -201,23 +202,31 @@ def chunk(job_id: str, created: int, model: str, delta: dict[str, Any], finish: 
 async def stream_chunks(
     ctx: ApiContext, job_id: str, entry: CatalogEntry, include_usage: bool, holdback: int
 ) -> AsyncIterator[str]:
-    """The job's text as chunks while it runs (from its progress), then its end."""
+    """The job's text as chunks while it runs (from its progress), then its end. A client that
+    hangs up before the end cancels the job: nobody can read its text any more (and a limner
+    routing to this one through ``openai-images`` cancels its call this way)."""
     created = int(time.time())
     yield chunk(job_id, created, entry.id, {"role": "assistant", "content": ""})
     sent = ""
-    while True:
-        job = await run_in_threadpool(ctx.jobs.get, job_id)
-        if job is None:
-            raise RequestNotFound(f"request {job_id} vanished")
-        if job.terminal:
-            break
-        text = (job.progress or {}).get("text")
-        if isinstance(text, str) and text.startswith(sent):
-            ready = text[: len(text) - holdback] if holdback else text
-            if len(ready) > len(sent):
-                yield chunk(job_id, created, entry.id, {"content": ready[len(sent) :]})
-                sent = ready
-        await ctx.watcher.wait_change(job.id, job.updated_at, RECHECK_S)
+    ended = False
+    try:
+        while True:
+            job = await run_in_threadpool(ctx.jobs.get, job_id)
+            if job is None:
+                raise RequestNotFound(f"request {job_id} vanished")
+            if job.terminal:
+                ended = True
+                break
+            text = (job.progress or {}).get("text")
+            if isinstance(text, str) and text.startswith(sent):
+                ready = text[: len(text) - holdback] if holdback else text
+                if len(ready) > len(sent):
+                    yield chunk(job_id, created, entry.id, {"content": ready[len(sent) :]})
+                    sent = ready
+            await ctx.watcher.wait_change(job.id, job.updated_at, RECHECK_S)
+    finally:
+        if not ended:  # the stream was closed under us: not awaited, the task is being canceled
+            asyncio.get_running_loop().run_in_executor(None, ctx.jobs.cancel, job_id)
     if job.status != SUCCEEDED:
         yield f"data: {json.dumps(body_of(failure(job), 'openai'))}\n\n"
         yield "data: [DONE]\n\n"
