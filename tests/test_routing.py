@@ -83,6 +83,8 @@ def test_lowest_cost_picks_the_cheaper_provider(stack: Stack) -> None:
     done = run(stack, "route/cheapest", {"prompt": "cheap"})
     assert done["code"] == 200, done
     assert done["body"]["routing"]["served_by"] == "prov/openai-sd"  # 0.002 against 0.003 per image
+    # That target takes no seed, so the route drew none for its attempts, and none is reported.
+    assert done["body"]["input"]["seed"] is None and done["body"]["seed"] is None
 
 
 def test_priority_lanes(stack: Stack) -> None:

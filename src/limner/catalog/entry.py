@@ -141,6 +141,12 @@ class RuntimeOptions(BaseModel):
     usd_per_second: float | None = Field(
         default=None, ge=0, description="A remote family's price of a second of the provider's run (goes to usage)."
     )
+    extra_body: bool = Field(
+        default=False,
+        description="openai-images: send the image fields OpenAI's API lacks (seed, negative_prompt, "
+        "num_inference_steps, guidance_scale, strength) as extra fields, for a provider that takes them (another "
+        "limner); off: a request that sets one is refused.",
+    )
     input_names: Literal["limner", "fal"] | None = Field(
         default=None,
         description="fal-queue: the provider's field names: limner's own (another limner), or fal's "
@@ -192,7 +198,7 @@ class CatalogEntry(BaseModel):
         runtime = data.get("runtime") or {}
         options = runtime.model_dump() if isinstance(runtime, BaseModel) else dict(runtime)
         fields = TASKS[data["task"]].input_model.model_fields
-        refused = sorted(f for f in FAMILIES[data["family"]].refused_fields(options) if f in fields)
+        refused = sorted(f for f in FAMILIES[data["family"]].refused_fields(data["task"], options) if f in fields)
         declared = list(data.get("unsupported") or ())
         return {**data, "unsupported": tuple(dict.fromkeys([*declared, *refused]))}
 

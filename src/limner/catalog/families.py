@@ -22,6 +22,11 @@ SVD_FIELDS: Final = frozenset({"motion_bucket_id", "noise_aug_strength"})
 DIFFUSERS: Final = ("torch", "diffusers", "transformers")
 TRANSFORMERS: Final = ("torch", "transformers")
 VIDEO: Final = (*DIFFUSERS, "av")
+# What OpenAI's Images API has no field for. Never sent: ControlNet, IP-Adapter, LoRAs, step
+# previews. Sent only by an entry with runtime.extra_body (a provider that takes them, such as
+# another limner): the knobs OpenAI lacks. Anything else would be dropped without a word.
+OPENAI_REFUSED: Final = CONTROL_FIELDS | IP_ADAPTER_FIELDS | LORA_FIELDS | {"preview"}
+OPENAI_EXTRA: Final = frozenset({"negative_prompt", "num_inference_steps", "guidance_scale", "seed", "strength"})
 # What a fal-queue provider may serve: every task whose result is files or text (input files go
 # as data URIs). Not LoRA training (its output is registered here) or composite (a local step).
 REMOTE_TASKS: Final = frozenset(
@@ -57,6 +62,9 @@ class Family:
     # Fields honoured only when an entry turns a runtime option on: (option, fields) pairs. An
     # entry without the option refuses the fields like unsupported ones.
     gated_fields: tuple[tuple[str, frozenset[str]], ...] = ()
+    # The tasks those refusals apply to (empty: all of the family's tasks), for a family whose
+    # tasks go through different APIs (openai-images: chat completions does send a seed).
+    refusing_tasks: frozenset[str] = frozenset()
     # The Python packages (import names) the family's module needs: a worker or API without
     # them lists the family's models as unavailable (catalog.availability), without importing.
     requires: tuple[str, ...] = DIFFUSERS
@@ -66,8 +74,10 @@ class Family:
     # environment): a worker with no GPU serves it, and a call holds no device slot.
     remote: bool = False
 
-    def refused_fields(self, runtime: Mapping[str, Any]) -> frozenset[str]:
-        """The fields an entry with these runtime options refuses."""
+    def refused_fields(self, task: str, runtime: Mapping[str, Any]) -> frozenset[str]:
+        """The fields an entry of this task with these runtime options refuses."""
+        if self.refusing_tasks and task not in self.refusing_tasks:
+            return frozenset()
         gated = [fields for option, fields in self.gated_fields if not runtime.get(option)]
         return self.unsupported_fields.union(*gated)
 
@@ -165,7 +175,10 @@ FAMILIES: Final = MappingProxyType(
             Family(
                 "openai-images",
                 "limner.adapters.openai_images",
-                frozenset({"text-to-image", "text-generation"}),
+                frozenset({"text-to-image", "image-to-image", "inpainting", "text-generation"}),
+                unsupported_fields=OPENAI_REFUSED,
+                gated_fields=(("extra_body", OPENAI_EXTRA),),
+                refusing_tasks=frozenset({"text-to-image", "image-to-image", "inpainting"}),
                 requires=("httpx",),
                 remote=True,
             ),

@@ -43,7 +43,9 @@ def finalize_input(entry: CatalogEntry, parsed: TaskInput) -> TaskInput:
     """Check ``entry``'s limits and choose a seed when none was given."""
     parsed.check_limits(entry.limits)
     model = type(parsed)
-    if "seed" in model.model_fields and getattr(parsed, "seed", 0) is None:
+    # A model that takes no seed (it is refused) gets none: none is reported as used.
+    seeded = "seed" in model.model_fields and "seed" not in entry.unsupported
+    if seeded and getattr(parsed, "seed", 0) is None:
         parsed = parsed.model_copy(update={"seed": secrets.randbelow(MAX_SEED + 1)})
     return parsed
 

@@ -1,6 +1,6 @@
 """A route submission becomes one route job: the body checked against every target (a 422
 when no target can take it: bad input never falls back), a seed chosen once so every attempt
-makes the same picture, and the request's latency budget kept with the job. The route's
+makes the same picture (when every target takes a seed), and the request's latency budget kept with the job. The route's
 coordinator then starts its first attempt."""
 
 from __future__ import annotations
@@ -63,7 +63,11 @@ def route_job(route: RouteEntry, body: Any, options: JobOptions, catalog: Catalo
             loc=first.loc,
         )
     hashed = body_hash({"model": route.id, "body": body})  # as sent: an Idempotency-Key repeat matches
-    if "seed" in TASKS[route.task].input_model.model_fields and body.get("seed") is None:
+    # One seed for every attempt, unless a target takes none (OpenAI's Images API): it would
+    # refuse the route's seed, and the attempts cannot make the same picture anyway; each
+    # local attempt then draws its own.
+    seeded = all("seed" not in catalog.get(t.model).unsupported for t in route.targets)
+    if seeded and "seed" in TASKS[route.task].input_model.model_fields and body.get("seed") is None:
         body["seed"] = secrets.randbelow(MAX_SEED + 1)
     key = ROUTE_KEY_PREFIX + route.id + (f"@{budget_s:g}" if budget_s is not None else "")
     return NewJob(
