@@ -68,6 +68,25 @@ models:
     defaults: {width: 64, height: 64}
     call_args: {model: limner/tiny-sd, num_inference_steps: 2}
     runtime: {api_key_env: PROVIDER_KEY, usd_per_output: 0.002}
+  - id: prov/openai-extra
+    task: text-to-image
+    family: openai-images
+    source: {base}/v1
+    defaults: {width: 64, height: 64, num_inference_steps: 2}
+    call_args: {model: limner/tiny-sd}
+    runtime: {api_key_env: PROVIDER_KEY, extra_body: true}
+  - id: prov/openai-img2img
+    task: image-to-image
+    family: openai-images
+    source: {base}/v1
+    call_args: {model: limner/tiny-sd-img2img, num_inference_steps: 2}
+    runtime: {api_key_env: PROVIDER_KEY}
+  - id: prov/openai-inpaint
+    task: inpainting
+    family: openai-images
+    source: {base}/v1
+    call_args: {model: limner/tiny-sd-inpaint, num_inference_steps: 2}
+    runtime: {api_key_env: PROVIDER_KEY}
   - id: prov/fal-named
     task: text-to-image
     family: fal-queue

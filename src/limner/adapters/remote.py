@@ -108,13 +108,25 @@ class Provider:
         mine, theirs = httpx.URL(self.source), httpx.URL(url)
         return (mine.scheme, mine.host, mine.port) == (theirs.scheme, theirs.host, theirs.port)
 
-    def call(self, method: str, url: str, *, json: Any = None, params: dict[str, str] | None = None) -> Any:
-        """One authenticated call to the provider; its JSON answer, or the mapped error."""
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """One authenticated call to the provider (a JSON body, or a multipart form of ``data``
+        and ``files``); its JSON answer, or the mapped error."""
         if not self.same_host(url):
             raise ProviderError(f"{self.entry_id}: the provider pointed at another host ({httpx.URL(url).host})")
         headers = {"Authorization": f"{self.auth_scheme} {self.key}", "Accept": "application/json"}
         try:
-            response = self.client.request(method, url, json=json, params=params, headers=headers)
+            response = self.client.request(
+                method, url, json=json, params=params, data=data, files=files, headers=headers
+            )
         except httpx.TimeoutException:
             raise JobTimeout(f"{self.entry_id}: the provider did not answer within {self.timeout_s:g} s") from None
         except httpx.HTTPError as exc:
