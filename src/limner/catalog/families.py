@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from limner.tasks import TASK_IDS
 from limner.tasks.image import CONTROL_FIELDS, IP_ADAPTER_FIELDS, LORA_FIELDS
 from limner.tasks.segment import PROMPT_FIELDS
 
@@ -28,25 +29,9 @@ VIDEO: Final = (*DIFFUSERS, "av")
 OPENAI_REFUSED: Final = CONTROL_FIELDS | IP_ADAPTER_FIELDS | LORA_FIELDS | {"preview"}
 OPENAI_EXTRA: Final = frozenset({"negative_prompt", "num_inference_steps", "guidance_scale", "seed", "strength"})
 # What a fal-queue provider may serve: every task whose result is files or text (input files go
-# as data URIs). Not LoRA training (its output is registered here) or composite (a local step).
-REMOTE_TASKS: Final = frozenset(
-    {
-        "text-to-image",
-        "image-to-image",
-        "inpainting",
-        "upscale",
-        "segmentation",
-        "background-removal",
-        "text-to-video",
-        "image-to-video",
-        "text-to-audio",
-        "text-to-speech",
-        "text-to-3d",
-        "image-to-3d",
-        "text-generation",
-        "image-to-text",
-    }
-)
+# as data URIs). Not LoRA training (its output is registered here), composite (a local step) or
+# prompt enhancement (the worker runs it inside an image request: limner.runtime.enhance).
+REMOTE_TASKS: Final = frozenset(TASK_IDS) - {"lora-training", "composite", "prompt-enhancement"}
 
 
 @dataclass(frozen=True)
