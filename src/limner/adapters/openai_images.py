@@ -7,16 +7,17 @@
 - image-to-image and inpainting: ``POST {source}/images/edits`` (multipart): the input
   ``image`` as a file, and for inpainting a ``mask`` in OpenAI's form: a PNG whose fully
   transparent pixels are repainted (limner's mask is white where repainted; ``invert_mask``
-  flips it; it is resized to the image's size, as OpenAI requires). ``size`` goes only when
-  both ``width`` and ``height`` are set, else the provider keeps the image's size.
+  flips it; it is resized to the image's size, as OpenAI requires). ``size`` is the output's
+  (the API fills it from the input image when the request does not say).
 
 Every request carries ``Authorization: Bearer <key>`` and the entry's ``call_args`` (``model``
 at least: the provider's own model name). OpenAI's API has no seed, negative prompt, steps,
 guidance or strength: the family refuses them (422) unless the entry sets ``runtime.extra_body``
 for a provider that takes them as extra fields (another limner does); an entry that refuses the
 seed draws none, so its results say ``seed: null``, not a seed that was never used. ControlNet,
-IP-Adapter and LoRA fields are always refused (catalog.families). The answer's images (``b64_json``, or ``url`` for
-providers that send only URLs) are stored in limner's storage like any model's outputs.
+IP-Adapter and LoRA fields are always refused (catalog.families). The answer's images
+(``b64_json``, or ``url`` for providers that send only URLs) are stored in limner's storage
+like any model's outputs.
 
 The API is synchronous and has no cancel: a job canceled during the call has its images
 discarded when the call returns.
